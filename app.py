@@ -1,0 +1,33 @@
+"""Synthetic Data Studio: entry point. Page config, navigation, shared sidebar."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from services.store import StoreLockedError
+
+st.set_page_config(page_title="Synthetic Data Studio", page_icon="🧪", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
+    st.Page("pages/prompt_builder.py", title="Prompt Builder", icon="🧩", url_path="prompt_builder"),
+    st.Page("pages/generate.py", title="Generate", icon="⚡", url_path="generate"),
+    st.Page("pages/explore.py", title="Explore", icon="🗺️", url_path="explore"),
+    st.Page("pages/compare_filters.py", title="Compare Filters", icon="⚖️", url_path="compare_filters"),
+    st.Page("pages/sql.py", title="SQL", icon="🦆", url_path="sql"),
+]
+
+page = st.navigation(PAGES)
+
+try:
+    from resources import get_store
+
+    store = get_store()
+except StoreLockedError as exc:
+    st.error(str(exc))
+    st.stop()
+
+with st.sidebar:
+    st.caption(f"Database: `{store.path}`")
+
+page.run()

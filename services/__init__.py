@@ -1,0 +1,1 @@
+"""The studio's engine: recipes, sampling, plans, storage. Never imports streamlit."""

