@@ -6,15 +6,15 @@ import streamlit as st
 
 from services.store import StoreLockedError
 
-st.set_page_config(page_title="Synthetic Data Studio", page_icon="🧪", layout="wide")
+st.set_page_config(page_title="Synthetic Data Studio", page_icon=":material/science:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon="🏠", default=True),
-    st.Page("pages/prompt_builder.py", title="Prompt Builder", icon="🧩", url_path="prompt_builder"),
-    st.Page("pages/generate.py", title="Generate", icon="⚡", url_path="generate"),
-    st.Page("pages/explore.py", title="Explore", icon="🗺️", url_path="explore"),
-    st.Page("pages/compare_filters.py", title="Compare Filters", icon="⚖️", url_path="compare_filters"),
-    st.Page("pages/sql.py", title="SQL", icon="🦆", url_path="sql"),
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/prompt_builder.py", title="Prompt Builder", icon=":material/extension:", url_path="prompt_builder"),
+    st.Page("pages/generate.py", title="Generate", icon=":material/bolt:", url_path="generate"),
+    st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
+    st.Page("pages/compare_filters.py", title="Compare Filters", icon=":material/compare:", url_path="compare_filters"),
+    st.Page("pages/sql.py", title="SQL", icon=":material/database:", url_path="sql"),
 ]
 
 page = st.navigation(PAGES)

@@ -14,3 +14,45 @@ from services.store import Store
 def get_store() -> Store:
     """The studio's one database connection (path from $STUDIO_DB or data/studio.duckdb)."""
     return Store()
+
+
+@st.cache_resource(show_spinner=False)
+def get_map_jobs():
+    """The background registry that builds Explore maps (embedding, UMAP, clusters) one at a time."""
+    from services.map_jobs import MapJobs
+
+    return MapJobs()
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def get_embedder(spec: str):
+    """An embedder by spec: 'full' (all-MiniLM-L6-v2 from its PyPI package), 'static' (model2vec
+    distilled from it, cached on disk), 'fake', or any sentence-transformers name or path.
+    Loading is lazy: the model loads on the first encode, inside the map job."""
+    from services.embedding import make_embedder
+
+    return make_embedder(spec)
+
+
+@st.cache_resource(show_spinner=False)
+def get_job_manager():
+    """The process's generation workers; on creation, runs left 'running' by a dead process become 'interrupted'."""
+    from services.runner import JobManager
+
+    return JobManager(get_store())
+
+
+@st.cache_resource(show_spinner=False)
+def get_local_server():
+    """The built-in model server (llama.cpp + SmolLM2). Nothing starts here: it starts on first use."""
+    from services.local_server import LocalModelServer
+
+    return LocalModelServer(log_dir=get_store().work_dir)
+
+
+def backend_secrets() -> dict:
+    """Keys from st.secrets (if a secrets file exists), read here and passed to services; never stored."""
+    try:
+        return {k: v for k, v in st.secrets.items() if isinstance(v, str)}
+    except Exception:  # no secrets file: keys come from the environment
+        return {}

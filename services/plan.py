@@ -106,11 +106,14 @@ def make_plan(recipe: Recipe, limit: int | None = None) -> Plan:
     # Demos use their own stream so changing k never changes the sampled conditions.
     rng = random.Random(f"demos:{recipe.sampling.seed}")
     items = []
+    # Multi-step recipes: the final template may read steps.<name>; the plan shows placeholders
+    # (the runner renders the real messages once the earlier steps have answered).
+    placeholders = {s.name: f"<output of step {s.name}>" for s in recipe.steps} or None
     for i, cond in enumerate(conditions):
         demos = picker.pick(rng, cond)
         ids = [d.id for d in demos]
         try:
-            msgs = renderer.messages(cond, demos, i)
+            msgs = renderer.messages(cond, demos, i, placeholders)
         except TemplateProblem as exc:
             raise TemplateProblem(exc.template_name, f"{exc.message} (item {i}, condition {cond})", exc.line) from None
         items.append(PlanItem(i, item_key(rhash, i, cond, ids), cond, ids, msgs))

@@ -248,9 +248,8 @@ def design_problems(recipe: Recipe) -> list[tuple[str, str]]:
     if cycle:
         problems.append(("dimensions", "dependency cycle: " + " → ".join(cycle)))
     for d in recipe.dimensions:
-        if d.depends_on and d.depends_on in names:
-            if recipe.dimension(d.depends_on).kind == "random_words":
-                problems.append((f"dimension '{d.name}'", "cannot depend on a random-words dimension"))
+        if d.depends_on and d.depends_on in names and recipe.dimension(d.depends_on).kind == "random_words":
+            problems.append((f"dimension '{d.name}'", "cannot depend on a random-words dimension"))
     s = recipe.sampling
     if s.n_items < 1:
         problems.append(("sampling", "the number of items must be at least 1"))
@@ -264,9 +263,8 @@ def design_problems(recipe: Recipe) -> list[tuple[str, str]]:
     ids = [e.id for e in dm.examples]
     if len(set(ids)) != len(ids):
         problems.append(("demos", "demonstration ids must be unique"))
-    if dm.strategy in ("stratified", "matching") and dm.k > 0:
-        if not dm.stratify_by:
-            problems.append(("demos", f"the '{dm.strategy}' strategy needs a dimension to stratify by"))
+    if dm.strategy in ("stratified", "matching") and dm.k > 0 and not dm.stratify_by:
+        problems.append(("demos", f"the '{dm.strategy}' strategy needs a dimension to stratify by"))
     m = recipe.model
     if not 0 <= m.temperature <= 2:
         problems.append(("model", "temperature must be between 0 and 2"))

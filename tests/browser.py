@@ -79,9 +79,10 @@ def browser_page(width: int = 1400, height: int = 1000):
             browser.close()
 
 
-def wait_for_app(pg, timeout: float = 60_000) -> None:
-    """Wait until Streamlit has finished running the script (no 'running' indicator)."""
+def wait_for_app(pg, timeout: float = 60_000, ready: str = "h1") -> None:
+    """Wait until the page shows ``ready`` (a selector) and Streamlit has finished running the script."""
     pg.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    pg.wait_for_selector(ready, timeout=timeout)
     pg.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",

@@ -1,0 +1,1 @@
+"""Render helpers: take data, return a widget value. May import streamlit, never duckdb/openai."""

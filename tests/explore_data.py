@@ -1,0 +1,40 @@
+"""Test data for Explore: runs with samples and datasets, inserted straight into the tables."""
+
+from __future__ import annotations
+
+import json
+
+from services.store import Store
+
+
+def insert_run(store: Store, run_id: str, samples: list[tuple[str | None, dict[str, str]]], *, recipe_hash: str = "recipe1",
+               name: str | None = None, errors: int = 0) -> None:
+    """A run with one output sample per (text, condition); ``errors`` extra failed samples."""
+    with store.write() as cur:
+        cur.execute(
+            "INSERT INTO runs (run_id, plan_id, recipe_hash, name, backend, model, params, status) VALUES (?, ?, ?, ?, 'fake', 'fake-model', '{}', 'done')",
+            [run_id, f"plan-{run_id}", recipe_hash, name or run_id],
+        )
+        rows = [(t, c, None) for t, c in samples] + [("failed text", {}, "boom")] * errors
+        for i, (text, cond, err) in enumerate(rows):
+            cur.execute(
+                """INSERT INTO samples (sample_key, run_id, plan_id, item_idx, item_key, recipe_hash, condition, demo_ids,
+                   messages, text, model, params, error)
+                   VALUES (?, ?, ?, ?, ?, ?, MAP(?::VARCHAR[], ?::VARCHAR[]), [], ?, ?, 'fake-model', '{}', ?)""",
+                [f"{run_id}-{i}", run_id, f"plan-{run_id}", i, f"item-{i}", recipe_hash, list(cond), list(cond.values()),
+                 json.dumps([{"role": "user", "content": "x"}]), text, err],
+            )
+
+
+def insert_dataset(store: Store, dataset_id: str, rows: list[tuple[str | None, dict[str, str]]], *, purpose: str = "reference") -> None:
+    attrs = sorted({k for _, a in rows for k in a})
+    with store.write() as cur:
+        cur.execute(
+            "INSERT INTO datasets (dataset_id, name, purpose, text_column, attribute_columns, n_rows) VALUES (?, ?, ?, 'text', ?, ?)",
+            [dataset_id, dataset_id, purpose, attrs, len(rows)],
+        )
+        for i, (text, a) in enumerate(rows):
+            cur.execute(
+                "INSERT INTO dataset_rows (dataset_id, row_idx, row_key, text, attributes) VALUES (?, ?, ?, ?, MAP(?::VARCHAR[], ?::VARCHAR[]))",
+                [dataset_id, i, f"row-{i}", text, list(a), list(a.values())],
+            )

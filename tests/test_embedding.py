@@ -1,0 +1,62 @@
+"""The embedding cache (with a deterministic fake) and the real embedders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from services.embedding import HashEmbedder, SentenceTransformerEmbedder, cached_count, default_model_path, embed_texts, normalise
+from services.explore_items import load_dataset, load_runs, usable
+from tests.explore_data import insert_dataset, insert_run
+
+
+def test_second_request_embeds_nothing(store):
+    emb = HashEmbedder()
+    texts = ["a red apple", "a green pear", "a red apple", "blue sky"]
+    seen = []
+    first = embed_texts(store, emb, texts, progress=lambda d, t: seen.append((d, t)), batch_size=2)
+    assert first.shape == (4, 64)
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0)
+    assert np.allclose(first[0], first[2])
+    assert sum(emb.calls) == 3  # the repeated text once
+    assert seen[-1] == (4, 4)
+    emb.calls.clear()
+    again = embed_texts(store, emb, list(reversed(texts)))
+    assert emb.calls == []
+    assert np.allclose(again, first[::-1])
+    # a new text alongside cached ones: only the new one is embedded
+    embed_texts(store, emb, ["blue sky", "new words"])
+    assert emb.calls == [1]
+    assert cached_count(store, emb.name, texts + ["new words"]) == 4
+    # another model name is another cache
+    other = HashEmbedder(dim=32)
+    embed_texts(store, other, texts[:1])
+    assert other.calls == [1]
+    assert embed_texts(store, emb, []).shape == (0, 0)
+
+
+def test_normalise_keeps_zero_rows():
+    out = normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert np.allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_items_from_runs_and_datasets(store):
+    insert_run(store, "r1", [("hello", {"tone": "warm", "text": "clash"}), ("", {"tone": "cold", "text": "x"})], errors=2)
+    insert_dataset(store, "d1", [("real text", {"label": "pos"}), (None, {"label": "neg"})])
+    runs = load_runs(store, ["r1"])
+    assert len(runs) == 2  # failed samples are not items
+    assert "attr_text" in runs.dimensions and "tone" in runs.dimensions
+    checked = usable(runs)
+    assert len(checked.items) == 1 and "empty" in checked.notes[0]
+    ds = load_dataset(store, "d1")
+    assert ds.ids == ["d1:0", "d1:1"] and ds.dimensions == ["label"]
+    assert ds.frame["source"].iloc[0] == "dataset:d1"
+
+
+@pytest.mark.real_embedder
+def test_real_embedder_offline():
+    assert (default_model_path() / "modules.json").exists()
+    emb = SentenceTransformerEmbedder()
+    v = normalise(emb.encode(["a happy customer review", "a glowing positive review", "the stock market fell sharply", ""]))
+    assert v.shape == (4, 384)
+    assert v[0] @ v[1] > v[0] @ v[2]

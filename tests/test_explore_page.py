@@ -1,0 +1,137 @@
+"""AppTest for the Explore page (fake embedder, stubbed UMAP), and a browser test of the real map."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+import services.projection as projection
+from services.store import Store
+from tests.explore_data import insert_dataset, insert_run
+
+PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "explore.py")
+TOPICS = {"pizza": "pizza pasta oven cheese italian", "sushi": "sushi rice fish tokyo japan", "football": "football goal match team"}
+
+
+def seed(db_path: Path, *, bad: bool = False) -> None:
+    store = Store(db_path)
+    samples = [(f"{words} review {i}", {"topic": t, "tone": "warm" if i % 2 else "cold", "lang": "en"})
+               for i, (t, words) in enumerate(list(TOPICS.items()) * 15)]
+    insert_run(store, "run-a", samples, name="attrprompt")
+    insert_run(store, "run-b", [(f"a plain review {i}", {"topic": "pizza", "tone": "warm", "lang": "en"}) for i in range(12)], name="plain")
+    insert_dataset(store, "real", [("chess knight pawn board", {"topic": "chess"}), ("pizza pasta oven cheese italian review", {"topic": "pizza"})])
+    if bad:
+        insert_run(store, "one", [("Ein einziger Text auf Deutsch.", {"tone": "x"})], name="single")
+        insert_run(store, "two", [("同じ文章です", {"tone": "x"}), ("同じ文章です", {"tone": "x"})], name="identical")
+        insert_run(store, "odd", [("", {"tone": "x"}), ("word " * 10_000, {"tone": "x"}), ("short text", {"tone": "x"}),
+                                  ("another one", {"tone": "x"})], name="odd")
+    store.close()
+
+
+@pytest.fixture
+def app_env(db_path, monkeypatch):
+    """Fake embedder; UMAP stubbed with PCA (real UMAP is tested in test_projection); fresh caches."""
+    from resources import get_embedder, get_map_jobs, get_store
+
+    monkeypatch.setenv("STUDIO_EMBEDDER", "fake")
+    monkeypatch.setattr(projection, "umap_layout", lambda v, p: projection.pca_layout(v) * 3)
+    for f in (get_store, get_map_jobs, get_embedder):
+        f.clear()
+    yield db_path
+    get_store().close()
+    for f in (get_store, get_map_jobs, get_embedder):
+        f.clear()
+
+
+def run_until_map(at: AppTest, tries: int = 30) -> AppTest:
+    at.run()
+    for _ in range(tries):
+        assert not at.exception, at.exception
+        if at.get("plotly_chart") and not at.get("progress"):
+            return at
+        time.sleep(0.5)
+        at.run()
+    raise AssertionError("the map never appeared")
+
+
+def test_empty_database_says_what_to_do(app_env):
+    Store(app_env).close()
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert "Nothing to map yet" in at.info[0].value
+
+
+def test_map_colours_and_every_analysis(app_env):
+    seed(app_env)
+    at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
+    assert at.multiselect(key="explore_runs").value == ["run-a"] or at.multiselect(key="explore_runs").value == ["run-b"]
+    at.multiselect(key="explore_runs").set_value(["run-a", "run-b"])
+    run_until_map(at)
+    colours = at.selectbox(key="explore_colour").options
+    assert {"cluster", "topic", "tone", "run", "length"} <= set(colours)
+    for c in ("topic", "run", "length", "cluster"):
+        at.selectbox(key="explore_colour").set_value(c).run()
+        assert not at.exception, at.exception
+    for section in ["Diversity", "Heatmap", "Probes", "Near-duplicates", "Fill the gap", "Clusters"]:
+        at.segmented_control(key="explore_section").set_value(section).run()
+        assert not at.exception, (section, at.exception)
+    at.segmented_control(key="explore_section").set_value("Probes").run()
+    probes = at.dataframe[-1].value.set_index("dimension")
+    assert probes.loc["topic", "accuracy"] > 0.9
+    assert "one value" in probes.loc["lang", "note"]
+    at.segmented_control(key="explore_section").set_value("Diversity").run()
+    at.selectbox(key="explore_div_by").set_value("run").run()
+    assert len(at.dataframe[-1].value) == 2
+
+
+def test_reference_coverage(app_env):
+    seed(app_env)
+    at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
+    at.selectbox(key="explore_reference").set_value("real")
+    run_until_map(at)
+    assert "coverage" in at.selectbox(key="explore_colour").options
+    at.selectbox(key="explore_colour").set_value("coverage").run()
+    assert not at.exception
+    assert any(m.label.startswith("Reference points") for m in at.metric)
+
+
+@pytest.mark.parametrize("run_ids", [["one"], ["two"], ["odd"]])
+def test_bad_input_shows_what_it_can(app_env, run_ids):
+    seed(app_env, bad=True)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    at.multiselect(key="explore_runs").set_value(run_ids)
+    run_until_map(at)
+    for section in ["Diversity", "Heatmap", "Probes", "Near-duplicates", "Clusters"]:
+        at.segmented_control(key="explore_section").set_value(section).run()
+        assert not at.exception, (run_ids, section, at.exception)
+    notes = " ".join(i.value for i in at.info)
+    if run_ids == ["odd"]:
+        assert "empty text" in notes
+    else:
+        assert "too few" in notes
+
+
+@pytest.mark.browser
+def test_browser_map_with_clusters(tmp_path):
+    from tests.browser import browser_page, run_studio, screenshot, wait_for_app
+
+    db = tmp_path / "studio.duckdb"
+    seed(db)
+    with run_studio(db, extra_env={"STUDIO_EMBEDDER": "fake"}) as url, browser_page() as pg:
+        pg.goto(url + "/explore")
+        wait_for_app(pg, timeout=120_000)
+        pg.wait_for_selector(".js-plotly-plot .scatterlayer, .js-plotly-plot .gl-container", timeout=180_000)
+        pg.wait_for_function("() => !document.querySelector('[data-testid=\"stProgress\"]')", timeout=180_000)
+        wait_for_app(pg, timeout=120_000)
+        pg.wait_for_timeout(1500)
+        legend = pg.locator(".js-plotly-plot .legendtext").all_inner_texts()
+        path = screenshot(pg, "explore_map_clusters")
+        assert path.exists()
+        assert any(t.startswith("0 (") for t in legend), legend
+        assert np.sum([t.startswith("noise") for t in legend]) <= 1

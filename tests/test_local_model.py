@@ -1,0 +1,60 @@
+"""The built-in model for real: llama.cpp server + SmolLM2-135M, through the runner."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+import pytest
+
+from services.backends import LOCAL, BackendConfig, OpenAIBackend, test_connection
+from services.local_server import MODEL_NAME, LocalModelServer
+from services.run_store import get_run, run_samples
+from services.run_setup import prepare_run
+from services.runner import RunSettings, execute_run
+from tests.run_helpers import recipe
+
+pytestmark = pytest.mark.real_model
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = LocalModelServer()
+    yield s
+    s.stop()
+
+
+def test_generates_a_few_short_items(store, server):
+    base_url = server.ensure_running()
+    assert server.status == "ready" and base_url.startswith("http://127.0.0.1:")
+    env = open(f"/proc/{server.pid}/environ", "rb").read().split(b"\0")
+    assert b"OMP_WAIT_POLICY=PASSIVE" in env
+    cfg = BackendConfig(LOCAL, base_url, MODEL_NAME, timeout_s=120)
+    assert test_connection(cfg).ok
+    run_id = prepare_run(store, recipe(n_items=3, max_tokens=12), cfg, RunSettings(concurrency=2))
+    backend = OpenAIBackend(cfg)
+
+    async def go():
+        try:
+            return await execute_run(store, run_id, backend)
+        finally:
+            await backend.aclose()
+
+    out = asyncio.run(go())
+    assert out.status == "finished", get_run(store, run_id).error
+    rows = run_samples(store, run_id)
+    assert len(rows) == 3 and all(r["error"] is None and r["text"].strip() for r in rows)
+    assert all(0 < r["completion_tokens"] <= 12 and r["prompt_tokens"] > 0 for r in rows)
+
+
+def test_restarts_when_the_server_died(server):
+    server.ensure_running()
+    old_pid = server.pid
+    os.killpg(old_pid, signal.SIGKILL)
+    server._proc.wait()
+    assert not server.healthy()
+    server.ensure_running()
+    assert server.healthy() and server.pid != old_pid and server.restarts >= 1
+    server.stop()
+    assert server.status == "stopped" and not server.is_alive()
