@@ -9,6 +9,8 @@ Enormous grids are counted, never materialised.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 from collections.abc import Callable, Iterator
@@ -49,6 +51,7 @@ class Design:
         self.roots = [d for d in self.dims if not d.depends_on]
         self.rules = _compile_rules(recipe)
         self._subtree_cache: dict[tuple[str, str | None], int] = {}
+        self._cum_cache: dict[tuple[str, str | None], tuple[list[str], list[float], float]] = {}
 
     # -- counting ----------------------------------------------------------------------
     def subtree_count(self, dim: Dimension, parent_value: str | None) -> int:
@@ -85,11 +88,21 @@ class Design:
         yield from rec(0, {})
 
     # -- random draws ------------------------------------------------------------------
+    def _cumulative(self, d: Dimension, parent_value: str | None) -> tuple[list[str], list[float], float]:
+        key = (d.name, parent_value)
+        if key not in self._cum_cache:
+            opts = d.options(parent_value)
+            cum = list(itertools.accumulate(v.weight for v in opts))
+            self._cum_cache[key] = ([v.text for v in opts], cum, cum[-1] if cum else 0.0)
+        return self._cum_cache[key]
+
     def draw_weighted(self, rng: random.Random) -> Condition:
+        # Same draw as rng.choices(cum_weights=...), with the cumulative weights computed once.
         cond: Condition = {}
+        rand = rng.random
         for d in self.dims:
-            opts = d.options(cond.get(d.depends_on) if d.depends_on else None)
-            cond[d.name] = rng.choices(opts, weights=[v.weight for v in opts])[0].text
+            texts, cum, total = self._cumulative(d, cond.get(d.depends_on) if d.depends_on else None)
+            cond[d.name] = texts[bisect.bisect(cum, rand() * total, 0, len(cum) - 1)]
         return cond
 
     def draw_uniform_cell(self, rng: random.Random) -> Condition:
