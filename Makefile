@@ -28,7 +28,7 @@ chromium:
 	fi
 
 run: setup
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+	$(PY) app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 test: setup chromium
 	$(PY) -m ruff check .

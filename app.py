@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import streamlit as st
+from streamlit import runtime
+
+if __name__ == "__main__" and not runtime.exists():
+    # `python app.py [streamlit options]` starts the server. pages/ holds st.Page scripts for
+    # st.navigation; telling Streamlit so up front stops its legacy pages-directory mode from
+    # running a page without app.py when a deep link is a process's first request.
+    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.web import cli
+
+    PagesManager.uses_pages_directory = False
+    sys.argv = ["streamlit", "run", __file__, *sys.argv[1:]]
+    sys.exit(cli.main())
 
 from services.store import StoreLockedError
 

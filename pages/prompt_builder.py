@@ -97,10 +97,11 @@ except (RecipeError, TemplateProblem) as exc:
 if plan is not None and plan.items:
     st.caption(f"The first {len(plan.items)} items, rendered exactly as they would be sent.")
     plan_view.preview_table(plan, dim_names)
-    pick = st.selectbox("Open an item in full", range(len(plan.items)), key="builder_pin_item",
-                        format_func=lambda i: f"item {i}: " + ", ".join(plan.items[i].condition.values())[:120])
+    # Labels as options (not a format_func) so the widget refreshes when the plan changes.
+    labels = [f"item {it.index}: " + ", ".join(it.condition.values())[:120] for it in plan.items]
+    pick = st.selectbox("Open an item in full", labels, key="builder_pin_item")
     with st.container(border=True):
-        plan_view.item_detail(plan, pick or 0)
+        plan_view.item_detail(plan, labels.index(pick) if pick in labels else 0)
 
 st.divider()
 st.subheader("Versions")

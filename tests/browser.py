@@ -32,7 +32,7 @@ def run_studio(db_path: Path, extra_env: dict[str, str] | None = None, timeout: 
     env = {**os.environ, "STUDIO_DB": str(db_path), **(extra_env or {})}
     log = open(db_path.parent / "streamlit.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+        [sys.executable, str(ROOT / "app.py"), "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
