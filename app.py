@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import streamlit as st
@@ -40,6 +41,12 @@ try:
 except StoreLockedError as exc:
     st.error(str(exc))
     st.stop()
+
+# Warm the embedder and UMAP in the background so the first map does not pay for it (off in most tests).
+if os.environ.get("STUDIO_WARMUP", "1") != "0":
+    from resources import get_warmup
+
+    get_warmup()
 
 with st.sidebar:
     st.caption(f"Database: `{store.path}`")

@@ -56,3 +56,11 @@ def backend_secrets() -> dict:
         return {k: v for k, v in st.secrets.items() if isinstance(v, str)}
     except Exception:  # no secrets file: keys come from the environment
         return {}
+
+
+@st.cache_resource(show_spinner=False)
+def get_warmup():
+    """Warms the embedder and UMAP/numba in a background thread, once per process (started by app.py)."""
+    from services.warmup import Warmup
+
+    return Warmup(get_embedder("full")).start()

@@ -29,7 +29,8 @@ def free_port() -> int:
 def run_studio(db_path: Path, extra_env: dict[str, str] | None = None, timeout: float = 90) -> Iterator[str]:
     """Start `streamlit run app.py` on a free loopback port; stop it by PID on exit."""
     port = free_port()
-    env = {**os.environ, "STUDIO_DB": str(db_path), **(extra_env or {})}
+    # Warm-up compiles UMAP in the background: off unless a test asks for it (it costs CPU, not correctness).
+    env = {**os.environ, "STUDIO_DB": str(db_path), "STUDIO_WARMUP": "0", **(extra_env or {})}
     log = open(db_path.parent / "streamlit.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "app.py"), "--server.port", str(port),
