@@ -63,4 +63,4 @@ def get_warmup():
     """Warms the embedder and UMAP/numba in a background thread, once per process (started by app.py)."""
     from services.warmup import Warmup
 
-    return Warmup(get_embedder("full")).start()
+    return Warmup(get_embedder("full"), delay_s=3.0).start()

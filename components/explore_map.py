@@ -21,6 +21,7 @@ PALETTE = [
     "#393b79", "#e6550d", "#31a354", "#756bb1", "#637939", "#843c39", "#7b4173", "#3182bd", "#fd8d3c", "#74c476",
 ]
 MAX_LEGEND = 30
+WEBGL_ABOVE = 5000
 
 
 def short_hover(texts: Sequence[str], extra: Sequence[str] | None = None, n: int = HOVER_CHARS) -> np.ndarray:
@@ -55,9 +56,11 @@ def map_figure(
     hover = hover if hover is not None else np.array([""] * len(xy), dtype=object)
     common = dict(mode="markers", hovertemplate="%{text}<extra></extra>")
     fig = go.Figure()
+    # SVG up to WEBGL_ABOVE points (crisp, works without a GPU); WebGL beyond (fast at 50,000).
+    scatter = go.Scattergl if len(xy) > WEBGL_ABOVE else go.Scatter
     if numeric:
         values = np.asarray(colour, dtype=np.float64)
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(scatter(
             x=xy[:, 0], y=xy[:, 1], customdata=rows, text=hover, showlegend=False,
             marker=dict(size=5, color=values, colorscale="Viridis", showscale=True, opacity=0.8), **common,
         ))
@@ -72,7 +75,7 @@ def map_figure(
         for i, cat in enumerate(cats):
             mask = labels == cat
             colour_hex = NOISE_COLOUR if cat in ("noise", "other") else PALETTE[i % len(PALETTE)]
-            fig.add_trace(go.Scattergl(
+            fig.add_trace(scatter(
                 x=xy[mask, 0], y=xy[mask, 1], customdata=rows[mask], text=hover[mask], name=f"{cat} ({int(mask.sum())})",
                 marker=dict(size=5, color=colour_hex, opacity=0.8), **common,
             ))
@@ -110,3 +113,18 @@ def selected_rows(event) -> list[int]:
         if cd is not None:
             rows.append(int(cd))
     return sorted(set(rows))
+
+
+def heatmap_figure(similarity, counts, x_title: str, y_title: str) -> go.Figure:
+    """Within-cell mean similarity as colour (hot = collapsed), the count written in each cell;
+    empty cells read 'empty'. Takes two pivoted DataFrames with the same index and columns."""
+    text = [[("empty" if int(c) == 0 else f"n={int(c)}") for c in row] for row in counts.to_numpy()]
+    fig = go.Figure(go.Heatmap(
+        z=similarity.to_numpy(dtype=float), x=[html.escape(str(c)) for c in similarity.columns],
+        y=[html.escape(str(i)) for i in similarity.index], text=text, texttemplate="%{text}",
+        colorscale="YlOrRd", colorbar=dict(title="mean sim"), hoverongaps=True,
+        hovertemplate="%{y} × %{x}<br>%{text}<br>mean similarity %{z:.2f}<extra></extra>",
+    ))
+    fig.update_layout(height=max(260, 60 + 40 * len(similarity.index)), margin=dict(l=10, r=10, t=10, b=10),
+                      xaxis=dict(title=x_title, type="category"), yaxis=dict(title=y_title, type="category"))
+    return fig

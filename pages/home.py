@@ -8,7 +8,7 @@ import streamlit as st
 
 from resources import get_local_server, get_store
 from services.backends import PRESETS, key_from
-from services.demo_data import demo_available, load_demo
+from services.demo_recipes import demo_available
 from services.overview import overview
 
 store = get_store()
@@ -35,6 +35,8 @@ with left:
     if demo_available():
         if st.button("Load the demo", type="primary", icon=":material/play_arrow:",
                      help="Adds the demo recipes and two demo runs (generated offline by the built-in model). Loading twice adds nothing."):
+            from services.demo_data import load_demo
+
             with st.spinner("Loading the demo…"):
                 report = load_demo(store)
             if report.nothing_new:

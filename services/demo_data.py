@@ -18,12 +18,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from services.demo_recipes import demo_recipe_files, load_demo_recipe
+from services.demo_recipes import DEMO_DIR, demo_recipe_files, load_demo_recipe
 from services.recipe import Recipe
 from services.recipe_versions import save_version
 from services.store import Store
 
-DEMO_DIR = Path(__file__).resolve().parent.parent / "data" / "demo"
 # Table -> its key columns, in load order (a run needs its plan, a sample its run).
 TABLES: dict[str, tuple[str, ...]] = {
     "plans": ("plan_id",),
@@ -41,10 +40,6 @@ class DemoReport:
     @property
     def nothing_new(self) -> bool:
         return not any(self.added.values())
-
-
-def demo_available(demo_dir: Path = DEMO_DIR) -> bool:
-    return (demo_dir / "samples.parquet").exists()
 
 
 def load_demo(store: Store, demo_dir: Path = DEMO_DIR) -> DemoReport:

@@ -10,8 +10,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from services.embedding import Embedder
+if TYPE_CHECKING:  # importing the embedding module pulls in pandas: not before the first page
+    from services.embedding import Embedder
 
 
 @dataclass
@@ -26,8 +28,9 @@ class Stage:
 class Warmup:
     """Warms the given embedder, then the projection code path, one after the other."""
 
-    def __init__(self, embedder: Embedder, projection_warmup: Callable[[], float] | None = None) -> None:
+    def __init__(self, embedder: Embedder, projection_warmup: Callable[[], float] | None = None, delay_s: float = 0.0) -> None:
         self.embedder = embedder
+        self.delay_s = delay_s
         if projection_warmup is None:
             from services.projection import warm_up as projection_warmup
         self._projection_warmup = projection_warmup
@@ -43,6 +46,8 @@ class Warmup:
         return self
 
     def _run(self) -> None:
+        # Let the first page render before heavy imports compete with it for the GIL.
+        time.sleep(self.delay_s)
         steps = {"embedder": lambda: self.embedder.encode(["warming up the embedder"]),
                  "projection": self._projection_warmup}
         for stage in self.stages:

@@ -126,8 +126,11 @@ def test_browser_map_with_clusters(tmp_path):
     with run_studio(db, extra_env={"STUDIO_EMBEDDER": "fake"}) as url, browser_page() as pg:
         pg.goto(url + "/explore")
         wait_for_app(pg, timeout=120_000)
-        pg.wait_for_selector(".js-plotly-plot .scatterlayer, .js-plotly-plot .gl-container", timeout=180_000)
-        pg.wait_for_function("() => !document.querySelector('[data-testid=\"stProgress\"]')", timeout=180_000)
+        # the map job runs real UMAP in the studio process (JIT on first use): wait for the clustered legend
+        pg.wait_for_function(
+            "() => [...document.querySelectorAll('.js-plotly-plot .legendtext')].some(e => /^0 \\(/.test(e.textContent))",
+            timeout=240_000,
+        )
         wait_for_app(pg, timeout=120_000)
         pg.wait_for_timeout(1500)
         legend = pg.locator(".js-plotly-plot .legendtext").all_inner_texts()

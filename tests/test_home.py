@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.demo_data import demo_available, load_demo
+from services.demo_data import load_demo
+from services.demo_recipes import demo_available
 from services.overview import overview
 from services.warmup import Warmup
 

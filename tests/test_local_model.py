@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
 from services.backends import LOCAL, BackendConfig, OpenAIBackend, test_connection
 from services.local_server import MODEL_NAME, LocalModelServer
-from services.run_store import get_run, run_samples
 from services.run_setup import prepare_run
+from services.run_store import get_run, run_samples
 from services.runner import RunSettings, execute_run
 from tests.run_helpers import recipe
 
@@ -28,7 +29,7 @@ def server():
 def test_generates_a_few_short_items(store, server):
     base_url = server.ensure_running()
     assert server.status == "ready" and base_url.startswith("http://127.0.0.1:")
-    env = open(f"/proc/{server.pid}/environ", "rb").read().split(b"\0")
+    env = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
     assert b"OMP_WAIT_POLICY=PASSIVE" in env
     cfg = BackendConfig(LOCAL, base_url, MODEL_NAME, timeout_s=120)
     assert test_connection(cfg).ok

@@ -1,0 +1,74 @@
+"""Render helpers for the SQL page: schema browser, result table, charts, import reports."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+CHART_KINDS = ("bar", "line", "scatter", "histogram")
+
+
+def schema_browser(relations: Sequence) -> None:
+    """One expander per table or view: what it holds, its row count, its columns and types."""
+    for rel in relations:
+        count = f" · {rel.row_count:,} rows" if rel.row_count is not None else ""
+        with st.expander(f"{rel.name} ({rel.kind}{count})"):
+            if rel.description:
+                st.caption(rel.description)
+            st.dataframe(pd.DataFrame(rel.columns, columns=["column", "type"]), hide_index=True, width="stretch")
+
+
+def result_table(result, display: pd.DataFrame) -> None:
+    st.caption(f"{result.row_count:,} row(s) in {result.elapsed_s * 1000:.0f} ms")
+    if result.truncated:
+        st.warning(f"Rows were cut: only the first {result.row_count:,} rows are shown. Add a LIMIT or raise the row cap.")
+    st.dataframe(display, hide_index=True, width="stretch")
+
+
+def _safe(df: pd.DataFrame, cols: Sequence[str]) -> pd.DataFrame:
+    # Values are untrusted: plotly reads some HTML in labels, so text is escaped before plotting.
+    out = df[list(dict.fromkeys(c for c in cols if c))].copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            out[c] = out[c].map(lambda v: v if v is None else html.escape(str(v)))
+    return out
+
+
+def chart_figure(df: pd.DataFrame, kind: str, x: str, y: str | None = None, color: str | None = None):
+    """A plotly figure of the chosen columns (y is ignored for histograms)."""
+    data = _safe(df, [x, y or "", color or ""])
+    if kind == "histogram":
+        return px.histogram(data, x=x, color=color or None)
+    fn = {"bar": px.bar, "line": px.line, "scatter": px.scatter}[kind]
+    return fn(data, x=x, y=y, color=color or None)
+
+
+def chart_controls(df: pd.DataFrame, key: str):
+    """Chart type and columns; returns a figure or None when there is nothing to chart."""
+    cols = [str(c) for c in df.columns]
+    if df.empty or not cols:
+        return None
+    numeric = [c for c in cols if pd.api.types.is_numeric_dtype(df[c])]
+    c1, c2, c3, c4 = st.columns(4)
+    kind = c1.selectbox("Chart", CHART_KINDS, key=f"{key}_kind")
+    x = c2.selectbox("x", cols, key=f"{key}_x")
+    y_options = numeric or cols
+    y = None
+    if kind != "histogram":
+        default_y = next((i for i, c in enumerate(y_options) if c != x), 0)
+        y = c3.selectbox("y", y_options, index=default_y, key=f"{key}_y")
+    color = c4.selectbox("colour", ["(none)", *cols], key=f"{key}_color")
+    return chart_figure(df, kind, x, y, None if color == "(none)" else color)
+
+
+def import_report(report) -> None:
+    if report.n_failed:
+        st.warning(f"Imported {report.n_rows:,} rows into “{report.name}”; {report.n_failed:,} row(s) failed "
+                   f"and were left out (listed below{' — the first 1,000' if report.n_failed > 1000 else ''}).")
+        st.dataframe(report.errors_df, hide_index=True, width="stretch")
+    else:
+        st.success(f"Imported {report.n_rows:,} rows into “{report.name}” in {report.seconds:.1f} s.")

@@ -1,0 +1,5 @@
+"""``python -m services``: the headless command line (see services/cli.py)."""
+
+from services.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""Curation in the store: pipeline versions, applied verdicts, review decisions and sample edits."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+
+from services.filters import Pipeline, PipelineResult
+from services.store import Store
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class PipelineVersion:
+    pipeline_hash: str
+    name: str
+    version: int
+    created_at: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} v{self.version} ({self.pipeline_hash[:8]})"
+
+
+def save_pipeline(store: Store, pipeline: Pipeline) -> PipelineVersion:
+    """Save as an immutable version (content hash of name and steps); saving identical content
+    returns the existing version."""
+    phash = pipeline.content_hash()
+    with store.write() as cur:
+        row = cur.execute("SELECT pipeline_hash, name, version, created_at FROM filter_pipelines WHERE pipeline_hash = ?",
+                          [phash]).fetchone()
+        if row:
+            return PipelineVersion(*row)
+        version = cur.execute("SELECT coalesce(max(version), 0) + 1 FROM filter_pipelines WHERE name = ?", [pipeline.name]).fetchone()[0]
+        cur.execute("INSERT INTO filter_pipelines (pipeline_hash, name, version, steps, created_at) VALUES (?, ?, ?, ?, ?)",
+                    [phash, pipeline.name, version, json.dumps(pipeline.canonical_steps(), ensure_ascii=False), _now()])
+        row = cur.execute("SELECT pipeline_hash, name, version, created_at FROM filter_pipelines WHERE pipeline_hash = ?",
+                          [phash]).fetchone()
+    return PipelineVersion(*row)
+
+
+def list_pipelines(store: Store) -> list[PipelineVersion]:
+    return [PipelineVersion(*r) for r in store.query(
+        "SELECT pipeline_hash, name, version, created_at FROM filter_pipelines ORDER BY name, version DESC")]
+
+
+def load_pipeline(store: Store, pipeline_hash: str) -> Pipeline:
+    rows = store.query("SELECT name, steps FROM filter_pipelines WHERE pipeline_hash = ?", [pipeline_hash])
+    if not rows:
+        raise KeyError(f"no pipeline version {pipeline_hash}")
+    return Pipeline.parse({"name": rows[0][0], "steps": json.loads(rows[0][1])})
+
+
+def apply_pipeline(store: Store, result: PipelineResult) -> PipelineVersion:
+    """Save the pipeline version and write its verdicts on the run (replacing an earlier application)."""
+    run_id = result.batch.run_id
+    if not run_id:
+        raise ValueError("this batch does not come from a run")
+    version = save_pipeline(store, result.pipeline)
+    rows = result.verdict_rows()
+    table = pa.table({
+        "sample_key": pa.array([r[0] for r in rows], pa.string()),
+        "step_idx": pa.array([r[1] for r in rows], pa.int32()),
+        "step_name": pa.array([r[2] for r in rows], pa.string()),
+        "kept": pa.array([r[3] for r in rows], pa.bool_()),
+        "reason": pa.array([r[4] for r in rows], pa.string()),
+        "score": pa.array([r[5] for r in rows], pa.float64()),
+    })
+    with store.write() as cur:
+        cur.execute("DELETE FROM filter_verdicts WHERE pipeline_hash = ? AND run_id = ?", [version.pipeline_hash, run_id])
+        cur.execute("DELETE FROM filter_applications WHERE pipeline_hash = ? AND run_id = ?", [version.pipeline_hash, run_id])
+        cur.register("_verdicts_in", table)
+        try:
+            cur.execute("INSERT INTO filter_verdicts (pipeline_hash, run_id, sample_key, step_idx, step_name, kept, reason, score)"
+                        " SELECT ?, ?, sample_key, step_idx, step_name, kept, reason, score FROM _verdicts_in",
+                        [version.pipeline_hash, run_id])
+        finally:
+            cur.unregister("_verdicts_in")
+        cur.execute("INSERT INTO filter_applications (pipeline_hash, run_id, n_in, n_kept, applied_at) VALUES (?, ?, ?, ?, ?)",
+                    [version.pipeline_hash, run_id, result.n, result.n_kept, _now()])
+    return version
+
+
+def applications(store: Store, run_id: str):
+    """Pipelines applied to a run, newest first (a DataFrame)."""
+    return store.query_df(
+        """SELECT p.name, p.version, a.pipeline_hash, a.n_in, a.n_kept, a.applied_at
+           FROM filter_applications a JOIN filter_pipelines p USING (pipeline_hash)
+           WHERE a.run_id = ? ORDER BY a.applied_at DESC""",
+        [run_id],
+    )
+
+
+# -- human review ---------------------------------------------------------------------------------
+
+
+def set_review(store: Store, sample_keys: list[str], decision: str, note: str | None = None) -> None:
+    """Record 'keep' or 'drop' for samples (the latest decision wins)."""
+    if decision not in ("keep", "drop"):
+        raise ValueError(f"a review decision is 'keep' or 'drop', not {decision!r}")
+    now = _now()
+    with store.write() as cur:
+        cur.executemany(
+            "INSERT INTO review_decisions (sample_key, decision, note, decided_at) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (sample_key) DO UPDATE SET decision = excluded.decision, note = excluded.note, decided_at = excluded.decided_at",
+            [[k, decision, note, now] for k in sample_keys],
+        )
+
+
+def clear_review(store: Store, sample_keys: list[str]) -> None:
+    with store.write() as cur:
+        cur.execute("DELETE FROM review_decisions WHERE sample_key IN (SELECT unnest(?::VARCHAR[]))", [list(sample_keys)])
+
+
+def review_decisions(store: Store, sample_keys: list[str]) -> dict[str, str]:
+    if not sample_keys:
+        return {}
+    return dict(store.query("SELECT sample_key, decision FROM review_decisions WHERE sample_key IN (SELECT unnest(?::VARCHAR[]))",
+                            [list(sample_keys)]))
+
+
+# -- edits ---------------------------------------------------------------------------------------
+
+
+def edit_sample(store: Store, sample_key: str, text: str) -> int:
+    """Store an edited text as the sample's next version (the original stays in samples); returns
+    the version number, or the current one when the text did not change."""
+    with store.write() as cur:
+        row = cur.execute("SELECT text, edit_version FROM samples_latest WHERE sample_key = ?", [sample_key]).fetchone()
+        if row is None:
+            raise KeyError(f"no sample {sample_key}")
+        if row[0] == text:
+            return int(row[1])
+        version = int(row[1]) + 1
+        cur.execute("INSERT INTO sample_edits (sample_key, version, text, edited_at) VALUES (?, ?, ?, ?)",
+                    [sample_key, version, text, _now()])
+    return version
+
+
+def sample_history(store: Store, sample_key: str) -> list[tuple[int, str]]:
+    """(version, text) from the original (version 0) to the newest edit."""
+    original = store.query("SELECT text FROM samples WHERE sample_key = ?", [sample_key])
+    if not original:
+        raise KeyError(f"no sample {sample_key}")
+    edits = store.query("SELECT version, text FROM sample_edits WHERE sample_key = ? ORDER BY version", [sample_key])
+    return [(0, original[0][0] or ""), *[(int(v), t) for v, t in edits]]
