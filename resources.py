@@ -64,3 +64,12 @@ def get_warmup():
     from services.warmup import Warmup
 
     return Warmup(get_embedder("full"), delay_s=3.0).start()
+
+
+@st.cache_resource(show_spinner=False)
+def get_score_cache():
+    """Filter step scores (MinHash pairs, cosine pairs, judge scores read...) per batch and parameters,
+    shared by every session: a threshold slider re-thresholds instead of recomputing."""
+    from services.filters import ScoreCache
+
+    return ScoreCache(max_entries=96)

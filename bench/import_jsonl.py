@@ -1,7 +1,7 @@
 """Import of 100,000 JSONL rows through the studio vs DuckDB's own read_json on the same file.
 
 The studio's import (services.datasets.import_dataset: text + 2 attribute columns into
-dataset_rows, with its primary key, in one transaction, with the dataset recorded) is timed
+dataset_rows in one transaction, with the dataset recorded) is timed
 against ``CREATE TABLE t AS SELECT * FROM read_json(file)`` on a plain DuckDB file. Each is run
 several times, alternating, each from the same state (the previous import is deleted, untimed),
 and the best time of each is compared (the machine is shared and noisy).

@@ -22,7 +22,7 @@ from services.diversity import metrics
 from services.filters import FilterContext, Pipeline, PipelineResult, SampleBatch, ScoreCache, run_pipeline
 from services.store import Store
 
-HIT_HARD_SHARE = 0.5  # a group losing at least this share, and much more than overall, is flagged
+HIT_HARD_SHARE = 0.5  # a group losing at least this share, and 1.5 times the overall share, is flagged
 MAX_DIVERSITY_TEXTS = 2000
 
 
@@ -124,7 +124,7 @@ def _flags(table: pd.DataFrame, results: list[PipelineResult]) -> list[Flag]:
             continue  # noise is not a mode a filter can wipe out
         if row.wiped_out:
             out.append(Flag(row.pipeline, "wiped_out", row.group, row.value, row.n, row.removed))
-        elif row.n >= 5 and row.share_removed >= HIT_HARD_SHARE and row.share_removed >= 2 * overall[row.pipeline]:
+        elif row.n >= 5 and row.share_removed >= max(HIT_HARD_SHARE, 1.5 * overall[row.pipeline]):
             out.append(Flag(row.pipeline, "hit_hard", row.group, row.value, row.n, row.removed))
     return out
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from services.sql_views import quote_ident
-
 
 @dataclass(frozen=True)
 class ExampleQuery:
@@ -70,8 +68,12 @@ GROUP BY text HAVING count(*) > 1
 ORDER BY copies DESC
 LIMIT 100"""
 
-# The column that names a filter in a verdicts table, in order of preference.
-_FILTER_COLUMNS = ("filter", "filter_name", "step", "step_name", "filter_id", "pipeline", "pipeline_id")
+KEPT_SHARE_PER_FILTER = """-- What share of the samples reaching each filter step it keeps
+SELECT p.name AS pipeline, p.version, v.step_idx, v.step_name,
+       count(*) AS reached, sum(v.kept::INT) AS kept, round(avg(v.kept::INT), 3) AS kept_share
+FROM filter_verdicts v LEFT JOIN filter_pipelines p ON p.pipeline_hash = v.pipeline_hash
+GROUP BY ALL
+ORDER BY pipeline, p.version, v.step_idx"""
 
 
 def _relations(store: Any) -> dict[str, list[str]]:
@@ -86,17 +88,12 @@ def _relations(store: Any) -> dict[str, list[str]]:
 
 def _kept_share(relations: dict[str, list[str]]) -> ExampleQuery:
     title = "Kept share per filter"
-    description = "What share of the samples each filter keeps."
-    cols = relations.get("verdicts")
-    if cols is None:
-        return ExampleQuery(title, description, "", False, "needs the verdicts table (filters have not run here yet)")
-    group = next((c for c in _FILTER_COLUMNS if c in cols), None)
-    if "kept" not in cols or group is None:
-        return ExampleQuery(title, description, "", False, "the verdicts table has no kept/filter columns to group by")
-    g = quote_ident(group)
-    sql = (f"-- {description}\nSELECT {g}, count(*) AS verdicts, sum(kept::INT) AS kept,\n"
-           f"       round(avg(kept::INT), 3) AS kept_share\nFROM verdicts\nGROUP BY {g}\nORDER BY kept_share")
-    return ExampleQuery(title, description, sql)
+    description = "What share of the samples reaching each filter step it keeps."
+    needed = {"filter_verdicts": {"step_idx", "step_name", "kept", "pipeline_hash"}, "filter_pipelines": {"name", "version"}}
+    for table, cols in needed.items():
+        if not cols <= set(relations.get(table, [])):
+            return ExampleQuery(title, description, "", False, f"needs the {table} table (from the filters feature)")
+    return ExampleQuery(title, description, KEPT_SHARE_PER_FILTER)
 
 
 def example_queries(store: Any) -> list[ExampleQuery]:

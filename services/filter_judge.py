@@ -110,10 +110,14 @@ class JudgeReport:
         return msg
 
 
-async def _score_async(store: Store, backend, judge_model: str, rubric: str, todo: list[tuple[str, str]], concurrency: int,
+async def _score_async(store: Store, backend_or_factory, judge_model: str, rubric: str, todo: list[tuple[str, str]], concurrency: int,
                        report: JudgeReport, max_tokens: int) -> None:
     from services.backends import describe_error, is_quota_error
 
+    # A factory builds the backend inside this event loop and closes it here: an async HTTP
+    # client belongs to the loop it was first used in.
+    owned = callable(backend_or_factory) and not hasattr(backend_or_factory, "complete")
+    backend = backend_or_factory() if owned else backend_or_factory
     sem = asyncio.Semaphore(max(1, concurrency))
     stop = asyncio.Event()
     pending: list[tuple[str, float, str]] = []
@@ -142,15 +146,20 @@ async def _score_async(store: Store, backend, judge_model: str, rubric: str, tod
                 pending.clear()
                 _save(store, rubric, judge_model, batch)
 
-    await asyncio.gather(*(one(h, t) for h, t in todo))
-    _save(store, rubric, judge_model, pending)
+    try:
+        await asyncio.gather(*(one(h, t) for h, t in todo))
+    finally:
+        _save(store, rubric, judge_model, pending)
+        if owned:
+            await backend.aclose()
 
 
 def score_missing(store: Store, backend, judge_model: str, rubric: str, texts: list[str], *, concurrency: int = 4,
                   max_tokens: int = 120) -> JudgeReport:
     """Score the texts this rubric and judge have not scored yet (each distinct text once).
 
-    ``backend`` is a ``services.backends.ChatBackend``; ``judge_model`` is the cache label (e.g.
+    ``backend`` is a ``services.backends.ChatBackend`` or a no-argument function that builds one
+    (then it is built and closed inside the scoring's own event loop); ``judge_model`` is the cache label (e.g.
     'openai/gpt-4o-mini'), never a key. Safe to call again: only what is missing is sent.
     """
     if not rubric.strip():
@@ -264,3 +273,28 @@ class ReviewStep(BaseStep):
         det[dropped_by_reviewer & alive] = "dropped by a reviewer"
         det[unreviewed & drop & alive] = "not reviewed yet"
         return Decision(~drop, codes, det, v)
+
+
+def judge_backend_factory(preset: str, model: str, *, base_url: str | None = None, api_key: str | None = None,
+                          local=None, timeout_s: float = 60.0, max_retries: int = 1):
+    """A no-argument function building the judge's chat backend (issue 3's OpenAIBackend) for
+    ``score_missing``; the built-in model's server starts on first use. The key stays in memory."""
+    from services.backends import LOCAL, PRESETS, BackendConfig, OpenAIBackend
+
+    p = PRESETS[preset]
+    cfg = BackendConfig(preset, base_url or p.base_url, model or p.model, api_key, timeout_s=timeout_s, max_retries=max_retries)
+
+    def make():
+        c = cfg
+        if preset == LOCAL:
+            if local is None:
+                raise RuntimeError("the built-in model server is not available in this process")
+            c = cfg.with_base_url(local.ensure_running())
+        return OpenAIBackend(c, max_connections=8)
+
+    return make
+
+
+def judge_label(preset: str, model: str) -> str:
+    """The cache label of a judge: preset and model, never a key or URL."""
+    return f"{preset}/{model}"

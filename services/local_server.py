@@ -81,7 +81,8 @@ class LocalModelServer:
 
     def command(self, gguf: Path, port: int) -> list[str]:
         n = str(thread_count())
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", MODEL_NAME,
+        # services.llama_child runs llama_cpp.server and exits if this process dies, even by SIGKILL.
+        return [sys.executable, "-m", "services.llama_child", str(os.getpid()), "--model", str(gguf), "--model_alias", MODEL_NAME,
                 "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(self.n_ctx),
                 "--n_threads", n, "--n_threads_batch", n]
 
@@ -118,7 +119,8 @@ class LocalModelServer:
             self.status = f"failed: {exc}"
             raise
         port = _free_port()
-        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
         log = subprocess.DEVNULL
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

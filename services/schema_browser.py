@@ -30,6 +30,14 @@ DESCRIPTIONS: dict[str, str] = {
     "samples_wide": "View: samples_full plus one column per dimension of the condition.",
     "dataset_rows_wide": "View: dataset rows with the dataset's name and one column per attribute.",
     "samples_clusters": "View: each map item's cluster in the newest clustering that holds it.",
+    "samples_verdicts": "View: each sample's outcome (kept, decided by, reason) under the newest pipeline applied to its run.",
+    "filter_pipelines": "Filter pipelines: immutable versions of an ordered list of curation steps.",
+    "filter_applications": "A pipeline applied to a run: samples in and kept.",
+    "filter_verdicts": "Verdicts: each step's kept/dropped decision on a sample, with reason and score.",
+    "judge_scores": "LLM-as-judge scores cached by (rubric, judge model, text hash).",
+    "review_decisions": "The latest human keep/drop decision per sample.",
+    "sample_edits": "Edited texts of samples, as new versions (the original stays in samples).",
+    "samples_latest": "View: output samples with their newest (edited) text and the original beside it.",
 }
 
 

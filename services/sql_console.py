@@ -79,7 +79,8 @@ def _statement_label(stmt_type: Any) -> str:
     return str(stmt_type).rsplit(".", 1)[-1].replace("_", " ")
 
 
-def check_query(sql: str, own_catalogs: frozenset[str] = frozenset()) -> str:
+def check_query(sql: str, own_catalogs: frozenset[str] = frozenset(),
+                cur: duckdb.DuckDBPyConnection | None = None) -> str:
     """Return the single read-only statement in ``sql`` or raise QueryRefused / QueryFailed.
 
     ``own_catalogs`` names the studio's database (its catalog) so `studio.main.samples` passes.
@@ -102,18 +103,22 @@ def check_query(sql: str, own_catalogs: frozenset[str] = frozenset()) -> str:
             "and runs SELECT queries (WITH, FROM, VALUES, DESCRIBE, SUMMARIZE included)."
         )
     query = stmt.query.strip().rstrip(";").strip()
-    tree = _syntax_tree(query)
+    tree = _syntax_tree(query, cur)
     _walk(tree, frozenset({"system", "temp", *(c.lower() for c in own_catalogs)}))
     return query
 
 
-def _syntax_tree(query: str) -> dict:
-    # A throwaway in-memory connection: parsing must not depend on (or touch) the studio's one.
-    con = duckdb.connect(":memory:")
-    try:
-        raw = con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0]
-    finally:
-        con.close()
+def _syntax_tree(query: str, cur: duckdb.DuckDBPyConnection | None) -> dict:
+    # json_serialize_sql only parses (it never binds or runs the query); without a cursor, a
+    # throwaway in-memory connection does it.
+    if cur is not None:
+        raw = cur.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0]
+    else:
+        con = duckdb.connect(":memory:")
+        try:
+            raw = con.execute("SELECT json_serialize_sql(?)", [query]).fetchone()[0]
+        finally:
+            con.close()
     tree = json.loads(raw)
     if tree.get("error"):
         message = tree.get("error_message", "")
@@ -180,7 +185,7 @@ def run_query(store: Any, sql: str, *, max_rows: int = DEFAULT_MAX_ROWS,
     try:
         verify_lockdown(cur)
         own = frozenset(n for (n,) in cur.execute("SELECT database_name FROM duckdb_databases() WHERE NOT internal").fetchall())
-        query = check_query(sql, own)
+        query = check_query(sql, own, cur)
         cur.execute("BEGIN TRANSACTION READ ONLY")
         timer = threading.Timer(timeout_s, cur.interrupt)
         started = time.perf_counter()

@@ -5,6 +5,8 @@
 - ``dataset_rows_wide``: dataset rows with their dataset's name and one column per attribute.
 - ``samples_clusters``: each map point's cluster in the newest clustering that holds it
   (only once the Explore tables exist).
+- ``samples_verdicts``: each sample's outcome under the newest filter pipeline applied to its
+  run (only once the filter tables exist).
 
 The dimension and attribute columns depend on the data, so the views are (re)built here at run
 time, from explicit column lists: a view bound to ``*`` breaks in DuckDB when a table gains a
@@ -102,6 +104,18 @@ def view_definitions(store: Any) -> dict[str, str]:
             "SELECT item_id, cluster, x, y, clustering_id, projection_id FROM ("
             " SELECT m.*, row_number() OVER (PARTITION BY m.item_id ORDER BY c.created_at DESC, c.clustering_id) AS rn"
             " FROM map_points m JOIN clusterings c ON c.clustering_id = m.clustering_id) WHERE rn = 1"
+        )
+    if {"filter_verdicts", "filter_applications", "filter_pipelines"} <= tables:
+        # A sample's outcome under the newest pipeline applied to its run: its last verdict row
+        # (a sample stops at the first step that drops it).
+        views["samples_verdicts"] = (
+            "SELECT sample_key, run_id, pipeline_hash, pipeline, pipeline_version, kept, step_name AS decided_by,"
+            " reason, score FROM ("
+            " SELECT v.*, p.name AS pipeline, p.version AS pipeline_version, row_number() OVER ("
+            "  PARTITION BY v.sample_key ORDER BY a.applied_at DESC, v.step_idx DESC) AS rn"
+            " FROM filter_verdicts v"
+            " JOIN filter_applications a ON a.pipeline_hash = v.pipeline_hash AND a.run_id = v.run_id"
+            " LEFT JOIN filter_pipelines p ON p.pipeline_hash = v.pipeline_hash) WHERE rn = 1"
         )
     return views
 

@@ -26,10 +26,19 @@ def store(tmp_path: Path) -> Store:
 
 @pytest.fixture
 def db_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A database path exported as $STUDIO_DB, for AppTest and subprocess tests."""
+    """A database path exported as $STUDIO_DB, for AppTest and subprocess tests.
+
+    st.cache_resource outlives an AppTest, so the process-wide objects (the store above all)
+    are cleared before and after: each test gets its own database.
+    """
+    import streamlit as st
+
     path = tmp_path / "studio.duckdb"
     monkeypatch.setenv("STUDIO_DB", str(path))
-    return path
+    monkeypatch.setenv("STUDIO_WARMUP", "0")
+    st.cache_resource.clear()
+    yield path
+    st.cache_resource.clear()
 
 
 @pytest.fixture

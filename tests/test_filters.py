@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 
 import numpy as np
@@ -120,7 +119,6 @@ def test_exact_dedup_on_normalised_text_keeps_first():
 
 def planted_near_duplicates(n: int = 300, planted: int = 12, seed: int = 3) -> tuple[list[str], set[int]]:
     """Distinct sentences, then ``planted`` copies of earlier ones with one word changed."""
-    rng = random.Random(seed)
     texts = distinct_sentences(n, seed)
     copies = set()
     for k in range(planted):
@@ -128,17 +126,16 @@ def planted_near_duplicates(n: int = 300, planted: int = 12, seed: int = 3) -> t
         words[3] = "zeppelin"
         texts.append(" ".join(words))
         copies.add(len(texts) - 1)
-    rng.shuffle(order := list(range(len(texts))))
     return texts, copies
 
 
 def test_minhash_finds_planted_near_duplicates():
     texts, copies = planted_near_duplicates()
     batch = SampleBatch.from_texts(texts)
-    truth = {i for i in copies if any(jaccard(shingles(texts[i], 3, "words"), shingles(texts[j], 3, "words")) >= 0.6
+    truth = {i for i in copies if any(jaccard(shingles(texts[i], 3, "words"), shingles(texts[j], 3, "words")) >= 0.5
                                       for j in range(len(texts)) if j != i)}
-    assert truth == copies  # the planted copies really are near-duplicates at 0.6
-    v = MinHashStep(threshold=0.6, shingle_size=3).verdicts(batch)
+    assert truth == copies  # the planted copies really are near-duplicates (J ~ 0.65), and only they
+    v = MinHashStep(threshold=0.5, shingle_size=3).verdicts(batch)
     dropped = {i for i, x in enumerate(v) if not x.kept}
     assert dropped == copies
     assert all("near duplicate of s" in v[i].reason for i in dropped)
@@ -149,7 +146,7 @@ def test_minhash_threshold_change_rethresholds_cached_pairs():
     batch = SampleBatch.from_texts(texts)
     cache = ScoreCache()
     strict = run_pipeline(Pipeline(name="p", steps=[MinHashStep(threshold=0.95)]), batch, cache=cache)
-    loose = run_pipeline(Pipeline(name="p", steps=[MinHashStep(threshold=0.6)]), batch, cache=cache)
+    loose = run_pipeline(Pipeline(name="p", steps=[MinHashStep(threshold=0.5)]), batch, cache=cache)
     assert cache.misses == 1 and cache.hits == 1
     assert strict.n_dropped < loose.n_dropped == len(copies)
 
@@ -275,12 +272,9 @@ def test_judge_through_a_real_openai_compatible_server(store):
     # [[503:once]] makes those samples fail on the first pass (no client retries) and succeed on the retry.
     texts = [f"sample {i}" + (" [[503:once]]" if i % 2 else "") for i in range(6)]
     with MockServer() as url:
-        backend = OpenAIBackend(BackendConfig("custom", url, "mock-model", None, timeout_s=5, max_retries=0))
-        first = score_missing(store, backend, "custom/mock-model", "score: 4", texts)
-        asyncio.run(backend.aclose())
-        backend = OpenAIBackend(BackendConfig("custom", url, "mock-model", None, timeout_s=5, max_retries=0))
-        second = score_missing(store, backend, "custom/mock-model", "score: 4", texts)
-        asyncio.run(backend.aclose())
+        cfg = BackendConfig("custom", url, "mock-model", None, timeout_s=5, max_retries=0)
+        first = score_missing(store, lambda: OpenAIBackend(cfg), "custom/mock-model", "score: 4", texts)
+        second = score_missing(store, lambda: OpenAIBackend(cfg), "custom/mock-model", "score: 4", texts)
     assert (first.scored, first.failed) == (3, 3) and "HTTP 503" in first.errors[0]
     assert (second.scored, second.cached, second.failed) == (3, 3, 0)
     v = JudgeStep(rubric="score: 4", judge_model="custom/mock-model", threshold=4).verdicts(SampleBatch.from_texts(texts), FilterContext(store=store))

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,26 @@ def test_restarts_when_the_server_died(server):
     assert server.healthy() and server.pid != old_pid and server.restarts >= 1
     server.stop()
     assert server.status == "stopped" and not server.is_alive()
+
+
+@pytest.mark.real_model
+def test_server_exits_when_the_studio_is_killed(tmp_path):
+    """A SIGKILLed studio must not leave the llama.cpp child behind."""
+
+    code = ("import sys, time; sys.path.insert(0, '.')\n"
+            "from services.local_server import LocalModelServer\n"
+            "s = LocalModelServer(); s.ensure_running(); print(s.pid, flush=True); time.sleep(600)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(child, signal.SIGKILL)
+        raise AssertionError("the model server outlived the killed studio")

@@ -127,7 +127,7 @@ def test_checker_alone_refuses_without_touching_a_database(sql: tuple) -> None:
 
 def test_read_only_transaction_is_a_second_layer(seeded: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     # Even if the checker let a write through, the read-only transaction refuses it.
-    monkeypatch.setattr(sc, "check_query", lambda sql, own=frozenset(): sql)
+    monkeypatch.setattr(sc, "check_query", lambda sql, own=frozenset(), cur=None: sql)
     before = checksum(seeded)
     with pytest.raises(sc.QueryFailed, match="read-only"):
         sc.run_query(seeded, "DELETE FROM samples")
@@ -135,7 +135,7 @@ def test_read_only_transaction_is_a_second_layer(seeded: Store, monkeypatch: pyt
 
 
 def test_lockdown_is_a_third_layer(seeded: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(sc, "check_query", lambda sql, own=frozenset(): sql)
+    monkeypatch.setattr(sc, "check_query", lambda sql, own=frozenset(), cur=None: sql)
     with pytest.raises(sc.QueryFailed, match="Permission|disabled"):
         sc.run_query(seeded, "SELECT * FROM read_csv('/etc/passwd')")
 
@@ -232,3 +232,45 @@ def test_downloads_and_display_handle_maps(seeded: Store) -> None:
     assert shown["condition"][0] == '{"cuisine": "thai"}'
     assert sc.to_csv_bytes(result.df).startswith(b"sample_key,condition,demo_ids")
     assert sc.to_parquet_bytes(result.df)[:4] == b"PAR1"
+
+
+def test_views_pivot_dimensions_and_tolerate_new_keys(seeded: Store) -> None:
+    from services.sql_views import refresh_views
+
+    refresh_views(seeded)
+    assert seeded.query("SELECT DISTINCT cuisine, run_status, recipe_name FROM samples_wide") == [("thai", "planned", "r")]
+    with seeded.write() as cur:
+        cur.execute("UPDATE samples SET condition = MAP {'cuisine': 'thai', 'text': 'clash'} WHERE item_idx = 0")
+    assert "samples_wide" in refresh_views(seeded)
+    assert refresh_views(seeded) == []  # nothing changed: no DDL
+    # A dimension named like a sample column gets a prefix instead of shadowing it.
+    assert seeded.query("SELECT text, dim_text FROM samples_wide WHERE item_idx = 0") == [("text 0", "clash")]
+
+
+def test_examples_run_on_seeded_data_and_explain_missing_tables(seeded: Store) -> None:
+    from services.example_queries import example_queries
+    from services.sql_views import refresh_views
+
+    refresh_views(seeded)
+    examples = {e.title: e for e in example_queries(seeded)}
+    assert {"Samples per condition value", "Average length per run", "Tokens and cost per run",
+            "Clusters per condition value", "Kept share per filter"} <= set(examples)
+    for ex in examples.values():
+        if ex.available:
+            sc.run_query(seeded, ex.sql)
+        else:
+            assert ex.reason and not ex.sql
+    per_value = sc.run_query(seeded, examples["Samples per condition value"].sql).df
+    assert per_value.to_dict("records") == [{"dimension": "cuisine", "value": "thai", "samples": 20}]
+
+
+def test_schema_browser_lists_tables_views_counts(seeded: Store) -> None:
+    from services.schema_browser import list_relations
+    from services.sql_views import refresh_views
+
+    refresh_views(seeded)
+    rels = {r.name: r for r in list_relations(seeded)}
+    assert rels["samples"].row_count == 20 and rels["samples"].kind == "table"
+    assert ("condition", "MAP(VARCHAR, VARCHAR)") in rels["samples"].columns
+    assert rels["samples_wide"].kind == "view" and rels["samples_wide"].row_count is None
+    assert all(r.description for r in rels.values())
