@@ -19,9 +19,10 @@ def pipeline_column(comparison, index: int) -> None:
     """Counts, steps with their drops, reasons, flags and notes of one pipeline."""
     r = comparison.results[index]
     name = r.pipeline.name
-    c1, c2 = st.columns(2)
-    c1.metric("Kept", f"{r.n_kept:,}", f"{r.n_kept / r.n:.0%} of {r.n:,}" if r.n else None, delta_color="off")
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Kept", f"{r.n_kept:,}")
     c2.metric("Dropped", f"{r.n_dropped:,}")
+    c3.metric("Kept share", f"{r.n_kept / r.n:.0%}" if r.n else "–")
     steps = comparison.steps[comparison.steps.pipeline == name].drop(columns=["pipeline", "note"])
     st.dataframe(steps, hide_index=True, width="stretch")
     reasons = comparison.reasons[comparison.reasons.pipeline == name].drop(columns=["pipeline"])

@@ -82,7 +82,7 @@ def map_figure(
     fig.update_layout(
         title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), dragmode="lasso",
         xaxis=dict(showticklabels=False, title=None, zeroline=False), yaxis=dict(showticklabels=False, title=None, zeroline=False),
-        legend=dict(itemsizing="constant"),
+        legend=dict(itemsizing="constant"), showlegend=not numeric,
     )
     return fig
 

@@ -89,31 +89,35 @@ if map_data is not None and map_data.labels is not None:
 
 # -- pipelines, side by side ---------------------------------------------------------------------------
 saved = list_pipelines(store)
+saved_labels = {v.pipeline_hash: v.label for v in saved}
 n_pipes = int(st.number_input("Pipelines to compare", min_value=2, max_value=4, value=2, key=f"{P}_n"))
 columns = st.columns(n_pipes, border=True)
 pipelines: list[Pipeline] = []
 result_slots = []
 for i, col in enumerate(columns):
     with col:
-        if saved:
-            versions = {v.pipeline_hash: v.label for v in saved}
+        # Results first, the editor below: the columns' figures stay level however long the editors are.
+        result_slots.append(st.container())
+        with st.expander("Steps and parameters", expanded=True):
+            if saved:
 
-            def _load(i: int = i) -> None:
-                h = st.session_state.get(f"{P}_p{i}_load")
-                if h:
-                    p = load_pipeline(store, h)
-                    load_into_state(i, p.name, p.canonical_steps())
+                def _load(i: int = i) -> None:
+                    h = st.session_state.get(f"{P}_p{i}_load")
+                    if h:
+                        p = load_pipeline(store, h)
+                        load_into_state(i, p.name, p.canonical_steps())
 
-            st.selectbox("Start from a saved version", [None, *versions], format_func=lambda h: "—" if h is None else versions[h],
-                         key=f"{P}_p{i}_load", on_change=_load)
-        raw = pipeline_editor(i, batch.dimensions)
+                st.selectbox("Start from a saved version", [None, *saved_labels], format_func=lambda h: "—" if h is None else saved_labels[h],
+                             key=f"{P}_p{i}_load", on_change=_load)
+            raw = pipeline_editor(i, batch.dimensions)
         try:
             pipelines.append(Pipeline.parse(raw))
         except PipelineError as exc:
-            for problem in exc.problems:
-                st.error(problem)
+            with result_slots[-1]:
+                st.subheader(raw.get("name") or f"Pipeline {i + 1}")
+                for problem in exc.problems:
+                    st.error(problem)
             pipelines.append(None)  # type: ignore[arg-type]
-        result_slots.append(st.container())
 
 valid = [p for p in pipelines if p is not None]
 if len(valid) < len(pipelines):
@@ -127,6 +131,7 @@ names = comparison.names
 slot_of = [slot for slot, p in zip(result_slots, pipelines, strict=True) if p is not None]
 for k, slot in enumerate(slot_of):
     with slot:
+        st.subheader(comparison.names[k])
         pipeline_column(comparison, k)
 
 # -- the judge: scoring is an explicit, paid action ---------------------------------------------------
@@ -157,7 +162,8 @@ tab_compare, tab_review, tab_out = st.tabs(["Compare", "Review", "Save, apply, e
 with tab_compare:
     st.subheader("Diversity before and after")
     vectors = map_data.vectors if map_data is not None and map_data.items.ids == batch.keys else None
-    st.dataframe(diversity_before_after(comparison, vectors, cache), hide_index=True, width="stretch")
+    bleu = st.checkbox("Include Self-BLEU (about a second per pipeline)", key=f"{P}_bleu")
+    st.dataframe(diversity_before_after(comparison, vectors, cache, self_bleu=bleu), hide_index=True, width="stretch")
     if vectors is None:
         st.caption("Embedding metrics (mean cosine, Vendi) and cluster figures appear once the map is built (sidebar).")
 

@@ -50,7 +50,7 @@ ds_label = {d.dataset_id: f"{d.name} · {d.n_rows} rows" for d in datasets.itert
 run_ids: list[str] = []
 dataset_id = None
 if kind == "Runs":
-    run_ids = st.multiselect("Runs", list(run_label), default=list(run_label)[:1], format_func=run_label.get, key="explore_runs")
+    run_ids = st.multiselect("Runs", list(run_label), default=list(run_label)[: 5 if len(run_label) <= 5 else 1], format_func=run_label.get, key="explore_runs")
 else:
     dataset_id = st.selectbox("Dataset", list(ds_label), format_func=ds_label.get, key="explore_dataset")
 

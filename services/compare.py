@@ -225,11 +225,13 @@ def diversity_before_after(
     cache: ScoreCache | None = None,
     *,
     max_texts: int = MAX_DIVERSITY_TEXTS,
+    self_bleu: bool = True,
 ) -> pd.DataFrame:
     """Explore's diversity metrics for all samples and for what each pipeline keeps.
 
     Sets larger than ``max_texts`` are measured on a fixed random subset of that size (column
-    ``measured_on``); ``vectors`` (aligned with the batch) add the embedding metrics."""
+    ``measured_on``); ``vectors`` (aligned with the batch) add the embedding metrics. Self-BLEU
+    (sacrebleu on 100 texts) costs about a second per set: ``self_bleu=False`` leaves it out."""
     frame = comparison.frame
     labels = frame["cluster"].to_numpy() if "cluster" in frame else None
     texts = np.array(comparison.batch.texts, dtype=object)
@@ -238,10 +240,11 @@ def diversity_before_after(
     for name, mask in sets:
         idx = _subsample(np.flatnonzero(mask), max_texts)
         key = ("diversity", comparison.batch.fingerprint, hashlib.sha1(np.packbits(mask).tobytes()).hexdigest(),
-               vectors is not None, labels is not None, max_texts)
+               vectors is not None, labels is not None, max_texts, self_bleu)
 
         def compute(idx: np.ndarray = idx, mask: np.ndarray = mask) -> dict:
-            m = metrics(texts[idx].tolist(), vectors[idx] if vectors is not None else None, None)
+            m = metrics(texts[idx].tolist(), vectors[idx] if vectors is not None else None, None,
+                        bleu_sample=100 if self_bleu else 0)
             if labels is not None:  # cluster stats on every kept sample, not the subset
                 from services.diversity import cluster_stats
 

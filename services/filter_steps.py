@@ -237,7 +237,7 @@ REFUSAL_PATTERNS = [
     r"\bas a (?:large )?language model\b",
     rf"\bi{_A}?m (?:so |very |really )?sorry,? but (?:i|as|that|this|it)\b",
     r"\bi am (?:so |very |really )?sorry,? but (?:i|as|that|this|it)\b",
-    rf"\bi (?:apologi[sz]e|regret),? but (?:i|as)\b",
+    r"\bi (?:apologi[sz]e|regret),? but (?:i|as)\b",
     rf"\bi (?:can(?:no|{_A})t|cannot|am unable to|{_A}m unable to|am not able to|{_A}m not able to|won{_A}t) "
     r"(?:help|assist|provide|fulfil+|comply|create|generate|write|do|produce|answer|complete|engage|support)\b",
     r"\bi must (?:respectfully )?decline\b",

@@ -18,7 +18,7 @@ def crafted_run(store) -> None:
         samples.append((f"A calm story about rain number {i} with a long enough body of words.", {"mood": "calm", "length": "long"}))
     for i in range(6):
         samples.append((f"As an AI language model, I cannot write story {i}.", {"mood": "angry", "length": "long"}))
-    for i in range(6):
+    for _ in range(6):
         samples.append(("Short joy.", {"mood": "happy", "length": "short"}))  # exact duplicates
     insert_run(store, "r1", samples)
     # The plan asked for the three moods equally.

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -119,7 +118,7 @@ def test_map_of_kept_and_dropped_and_cluster_review(db_path, fake_embedder):
     at.toggle(key="compare_filters_map").set_value(True).run()
     for _ in range(60):
         assert not at.exception, at.exception
-        if at.get("plotly_chart") and at.radio(key="compare_filters_map_pipeline"):
+        if any(r.key == "compare_filters_map_pipeline" for r in at.radio):
             break
         time.sleep(0.5)
         at.run()
@@ -143,5 +142,41 @@ def test_browser_two_pipelines_side_by_side(tmp_path):
         wait_for_app(pg)
         pg.get_by_text("removes every sample of mood = angry").first.wait_for()
         pg.get_by_text("Kept by A, dropped by B").first.wait_for()
+        pg.locator('[data-testid="stDataFrame"] canvas').first.wait_for()
+        pg.wait_for_timeout(1500)  # the data grids paint after their canvas appears
         path = screenshot(pg, "compare_filters_side_by_side")
     assert path.exists()
+
+
+def test_saved_version_loads_into_the_editor_and_judge_scores_through_a_backend(db_path, fake_embedder):
+    from tests.mock_openai import MockServer
+
+    seed(db_path)
+    at = app(db_path).run()
+    at.radio(key="compare_filters_out_pipeline").set_value("B").run()
+    at.button(key="compare_filters_save").click().run()
+    at.run()
+    hashes = [o for o in at.selectbox(key="compare_filters_p0_load").options if o != "—"]
+    assert hashes == ["B v1 (" + get_store().scalar("SELECT pipeline_hash FROM filter_pipelines")[:8] + ")"]
+    at.selectbox(key="compare_filters_p0_load").set_value(get_store().scalar("SELECT pipeline_hash FROM filter_pipelines")).run()
+    assert at.text_input(key="compare_filters_p0_name").value == "B"
+    assert at.multiselect(key="compare_filters_p0_steps").value == ["length", "refusal", "minhash", "semantic_dedup"]
+
+    # A judge step: unscored samples are kept until scored; scoring goes through a real OpenAI-compatible server.
+    at.text_input(key="compare_filters_p0_name").set_value("J").run()
+    at.multiselect(key="compare_filters_p0_steps").set_value(["judge"]).run()
+    at.text_area(key="compare_filters_p0_judge_rubric").set_value("score: 2").run()
+    at.text_input(key="compare_filters_p0_judge_judge_model").set_value("custom/mock-model").run()
+    at.radio(key="compare_filters_p0_judge_unscored").set_value("keep").run()
+    assert [m.value for m in at.metric if m.label == "Kept"][0] == "30"
+    with MockServer() as url:
+        at.selectbox(key="compare_filters_judge_preset").set_value("custom").run()
+        at.text_input(key="compare_filters_judge_model").set_value("mock-model").run()
+        at.text_input(key="compare_filters_judge_url").set_value(url).run()
+        at.button(key="compare_filters_judge_go").click().run()
+    assert not at.exception
+    assert any("scored now" in s.value for s in at.success)
+    at.run()
+    assert [m.value for m in at.metric if m.label == "Kept"][0] == "0"  # every score is 2 < 3
+    assert get_store().scalar("SELECT count(DISTINCT text_hash) FROM judge_scores") == get_store().scalar(
+        "SELECT count(DISTINCT text) FROM samples WHERE run_id = 'run-a'")

@@ -25,8 +25,7 @@ from services.filters import FilterContext, Pipeline, PipelineError, SampleBatch
 from tests.explore_data import insert_run
 from tests.mock_openai import MockServer
 
-WORDS = ("river mountain coffee bread garden window purple silver quiet storm lantern harbor pepper violin meadow "
-         "engine basket candle forest marble pocket thunder velvet orchard saddle kettle ribbon glacier compass").split()
+WORDS = ["river", "mountain", "coffee", "bread", "garden", "window", "purple", "silver", "quiet", "storm", "lantern", "harbor", "pepper", "violin", "meadow", "engine", "basket", "candle", "forest", "marble", "pocket", "thunder", "velvet", "orchard", "saddle", "kettle", "ribbon", "glacier", "compass"]
 
 
 def kept(verdicts) -> list[bool]:
