@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-retries", type=int, default=2)
     run.add_argument("--budget", type=float, help="stop when this many USD are spent")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    from services.cli_curate import add_parser as add_curate
+
+    add_curate(sub)
     return parser
 
 
@@ -146,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "curate":
+        from services.cli_curate import cmd_curate
+
+        return cmd_curate(args)
     return 2
 
 
