@@ -40,8 +40,8 @@ def child(warm: bool) -> dict:
     copies = -(-N_POINTS // have) - 1
     with store.write() as cur:  # pad to N_POINTS with variants of the demo texts (same conditions)
         cur.execute(
-            "INSERT INTO samples SELECT * REPLACE (sample_key || '-v' || k AS sample_key, text || ' (variant ' || k || ')' AS text)"
-            " FROM samples, range(1, ?) r(k) WHERE step = 'output' AND error IS NULL LIMIT ?", [copies + 1, N_POINTS - have])
+            "INSERT INTO samples SELECT s.* REPLACE (sample_key || '-v' || k AS sample_key, text || ' (variant ' || k || ')' AS text)"
+            " FROM samples s, range(1, ?) r(k) WHERE step = 'output' AND error IS NULL LIMIT ?", [copies + 1, N_POINTS - have])
     run_ids = tuple(r for (r,) in store.query("SELECT DISTINCT run_id FROM samples"))
     embedder = HashEmbedder()
     setup = time.perf_counter() - t_start

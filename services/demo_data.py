@@ -29,6 +29,8 @@ TABLES: dict[str, tuple[str, ...]] = {
     "plan_items": ("plan_id", "idx"),
     "runs": ("run_id",),
     "samples": ("sample_key",),
+    # Cached embeddings of the demo texts, so the first demo map does not wait for the model.
+    "embeddings": ("model", "text_hash"),
 }
 
 
@@ -62,7 +64,7 @@ def load_demo(store: Store, demo_dir: Path = DEMO_DIR) -> DemoReport:
             have = [r[0] for r in cur.execute(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position", [table]).fetchall()]
             cols = [c for c in have if c in data.column_names]
-            before = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            before = cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             cur.register("_demo_in", data.select(cols))
             try:
                 match = " AND ".join(f"t.{k} = d.{k}" for k in keys)
@@ -73,17 +75,17 @@ def load_demo(store: Store, demo_dir: Path = DEMO_DIR) -> DemoReport:
                 )
             finally:
                 cur.unregister("_demo_in")
-            added[table] = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+            added[table] = cur.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] - before
     store.checkpoint()
     return DemoReport(recipes, added)
 
 
 def export_demo(store: Store, out_dir: Path = DEMO_DIR, run_ids: list[str] | None = None) -> dict[str, int]:
-    """Write the given runs (default: all finished runs) with their plans and recipes as Parquet."""
+    """Write the given runs (default: all finished runs) with their plans, recipes and cached
+    embeddings as Parquet (embed the texts first, e.g. by mapping the runs, to ship embeddings)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if run_ids is None:
         run_ids = [r for (r,) in store.query("SELECT run_id FROM runs WHERE status = 'finished' ORDER BY created_at")]
-    cur = store.cursor()
     ids = list(run_ids)
     queries = {
         "recipe_versions": "SELECT * FROM recipe_versions WHERE recipe_hash IN (SELECT recipe_hash FROM runs WHERE list_contains(?, run_id))",
@@ -91,10 +93,12 @@ def export_demo(store: Store, out_dir: Path = DEMO_DIR, run_ids: list[str] | Non
         "plan_items": "SELECT * FROM plan_items WHERE plan_id IN (SELECT plan_id FROM runs WHERE list_contains(?, run_id)) ORDER BY plan_id, idx",
         "runs": "SELECT * FROM runs WHERE list_contains(?, run_id) ORDER BY created_at",
         "samples": "SELECT * FROM samples WHERE list_contains(?, run_id) ORDER BY run_id, item_idx, sample_idx",
+        "embeddings": "SELECT e.* FROM embeddings e WHERE text_hash IN (SELECT sha256(text) FROM samples"
+                      " WHERE list_contains(?, run_id) AND text IS NOT NULL) ORDER BY model, text_hash",
     }
     counts = {}
     for table, sql in queries.items():
-        data: pa.Table = cur.execute(sql, [ids]).fetch_arrow_table()
+        data: pa.Table = store.fresh_cursor().sql(sql, params=[ids]).to_arrow_table()
         pq.write_table(data, out_dir / f"{table}.parquet", compression="zstd")
         counts[table] = data.num_rows
     return counts
@@ -106,11 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("export", help="write finished runs of a database as the shipped demo")
     ex.add_argument("--db", type=Path, required=True)
     ex.add_argument("--out", type=Path, default=DEMO_DIR)
+    ex.add_argument("--embed", action="store_true", help="embed the runs' texts with the default model first")
     ld = sub.add_parser("load", help="load the shipped demo into a database")
     ld.add_argument("--db", type=Path)
     args = ap.parse_args(argv)
     store = Store(args.db)
     if args.cmd == "export":
+        if args.embed:
+            from services.embedding import embed_texts, make_embedder
+
+            texts = [t for (t,) in store.query("SELECT text FROM samples WHERE step = 'output' AND error IS NULL")]
+            embed_texts(store, make_embedder("full"), texts)
         print(export_demo(store, args.out))
     else:
         print(load_demo(store))

@@ -98,8 +98,9 @@ class Store:
         return self.cursor().execute(sql, params or []).df()
 
     def scalar(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
-        row = self.cursor().execute(sql, params or []).fetchone()
-        return row[0] if row else None
+        # fetchall, not fetchone: DuckDB keeps a half-read result open on the cursor.
+        rows = self.cursor().execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None
 
     def checkpoint(self) -> None:
         with self._write_lock:
