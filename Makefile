@@ -16,7 +16,6 @@ setup: $(STAMP)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q --upgrade pip
 	# torch first, pinned: the CPU build on disk (any other spec pulls CUDA packages)
 	$(PY) -m pip install --disable-pip-version-check -q torch==2.13.0
 	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt

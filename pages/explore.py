@@ -18,6 +18,7 @@ from resources import get_embedder, get_map_jobs, get_store
 from services.cluster_keywords import cluster_summary, dominant_values, representatives
 from services.diversity import SELF_BLEU_SAMPLE, diversity_table
 from services.explore_items import list_datasets, list_runs
+from services.filter_store import latest_verdicts
 from services.gaps import (
     GapError,
     condition_heatmap,
@@ -118,7 +119,9 @@ n = len(frame)
 labels = data.labels if data.labels is not None else np.full(n, -1)
 cluster_names = np.where(labels < 0, "noise", labels.astype(str))
 is_ref = frame["source"].astype(str).str.startswith("reference:").to_numpy()
-colour_options = ["cluster", *dims, "run", "source", "length"] + (["coverage"] if is_ref.any() else [])
+verdicts = latest_verdicts(store, [r for r in frame["run_id"].dropna().unique().tolist()]) if frame["run_id"].notna().any() else {}
+colour_options = (["cluster", *dims, "run", "source", "length"] + (["filter verdict"] if verdicts else [])
+                  + (["coverage"] if is_ref.any() else []))
 c1, c2 = st.columns([1, 3])
 colour_by = c1.selectbox("Colour by", colour_options, key="explore_colour")
 radius = c2.slider("Coverage radius (cosine distance)", 0.05, 0.8, 0.3, 0.05, key="explore_radius") if is_ref.any() else 0.3
@@ -131,6 +134,8 @@ elif colour_by == "run":
     colour = frame["run_id"].fillna("(dataset)").to_numpy()
 elif colour_by == "length":
     colour = frame["text"].str.len().to_numpy()
+elif colour_by == "filter verdict":  # the pipeline last applied to each run (Compare Filters, "Apply")
+    colour = frame["id"].map(verdicts).fillna("not filtered").to_numpy()
 elif colour_by == "coverage":
     colour = np.where(is_ref, "reference: covered", "synthetic").astype(object)
     colour[np.flatnonzero(is_ref)[cov.uncovered]] = "reference: NO synthetic neighbour"

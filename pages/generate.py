@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pandas as pd
 import streamlit as st
@@ -13,7 +14,7 @@ from services.backends import LOCAL, PRESETS, BackendConfig, OpenAIBackend, desc
 from services.demo_recipes import demo_recipe_files, load_demo_recipe
 from services.plan import make_plan
 from services.proposals import accept, propose_values
-from services.recipe import ModelSettings, RecipeError
+from services.recipe import ModelSettings, Recipe, RecipeError
 from services.recipe_versions import list_versions, load_version, save_version
 from services.run_forecast import preview_forecast, rough_forecast
 from services.run_setup import backend_factory, prepare_run
@@ -31,8 +32,15 @@ from services.run_store import (
     set_prices,
 )
 from services.runner import RunSettings
-from services.sampling import plan_size
+from services.sampling import plan_size, sample_conditions
 from services.templating import TemplateProblem
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _pairwise_items(recipe_hash: str, body: str) -> int:
+    """Items of a pairwise plan, computed once per recipe version."""
+    return len(sample_conditions(Recipe.parse(json.loads(body))))
+
 
 st.title("Generate")
 st.caption("Run a recipe's plan on the built-in model or any OpenAI-compatible backend. Preview first, then generate; "
@@ -55,7 +63,12 @@ except (RecipeError, TemplateProblem) as exc:
     st.error(f"This recipe cannot be planned: {exc}")
     st.stop()
 size = plan_size(recipe)
-n_items = size.items if size.items is not None else recipe.sampling.n_items
+if size.items is not None:
+    n_items = size.items
+elif size.materialisable:  # pairwise: the number of items is known once the cover is computed
+    n_items = _pairwise_items(recipe.content_hash(), json.dumps(recipe.canonical()))
+else:
+    n_items = recipe.sampling.n_items
 steps = [s.name for s in recipe.steps] + ["output"]
 st.caption(f"{n_items:,} plan items · steps: {' → '.join(steps)}")
 
@@ -95,6 +108,7 @@ def start(limit: int | None, name: str) -> None:
     run_id = prepare_run(store, recipe, run_cfg, settings, model=model_settings, budget_usd=p["budget_usd"], item_limit=limit, name=name)
     jobs.start(run_id, backend_factory(store, run_id, run_cfg, server if is_local else None, settings.concurrency))
     st.session_state["generate_run"] = run_id
+    st.session_state["generate_run_pick"] = run_id  # show the new run, whatever run was picked before
     if limit is not None:
         st.session_state["generate_preview_run"] = run_id
 

@@ -39,11 +39,14 @@ with left:
 
             with st.spinner("Loading the demo…"):
                 report = load_demo(store)
-            if report.nothing_new:
-                st.info("The demo is already loaded: nothing was added.")
-            else:
-                st.success(f"Loaded {report.added.get('runs', 0)} runs and {report.added.get('samples', 0):,} samples.")
-            st.rerun() if not report.nothing_new else None
+            st.session_state["home_demo_msg"] = (
+                "The demo is already loaded: nothing was added." if report.nothing_new else
+                f"Loaded {report.added.get('runs', 0)} runs and {report.added.get('samples', 0):,} samples. "
+                "Follow the tour below.")
+            st.rerun()  # the counts above change
+        msg = st.session_state.pop("home_demo_msg", None)
+        if msg:
+            (st.info if msg.startswith("The demo is already") else st.success)(msg)
     else:
         st.caption("Demo runs are not shipped in this checkout (data/demo/ is missing); the demo recipes are still in the Prompt Builder.")
     steps = [

@@ -150,3 +150,20 @@ def sample_history(store: Store, sample_key: str) -> list[tuple[int, str]]:
         raise KeyError(f"no sample {sample_key}")
     edits = store.query("SELECT version, text FROM sample_edits WHERE sample_key = ? ORDER BY version", [sample_key])
     return [(0, original[0][0] or ""), *[(int(v), t) for v, t in edits]]
+
+
+def latest_verdicts(store: Store, run_ids: list[str]) -> dict[str, str]:
+    """sample_key -> 'kept' or 'dropped: <step>' under the pipeline most recently applied to each run.
+
+    For colouring a map by filter verdict; samples of runs with no applied pipeline are absent.
+    """
+    rows = store.query(
+        """WITH latest AS (
+               SELECT run_id, arg_max(pipeline_hash, applied_at) AS pipeline_hash
+               FROM filter_applications WHERE run_id IN (SELECT unnest(?::VARCHAR[])) GROUP BY run_id)
+           SELECT v.sample_key, bool_and(v.kept), arg_min(v.step_name, CASE WHEN v.kept THEN NULL ELSE v.step_idx END)
+           FROM filter_verdicts v JOIN latest l USING (run_id, pipeline_hash)
+           GROUP BY v.sample_key""",
+        [list(run_ids)],
+    )
+    return {k: "kept" if kept else f"dropped: {step}" for k, kept, step in rows}

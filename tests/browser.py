@@ -15,6 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ROOT / "tests" / "artifacts"
+# The full-loop test saves the README's screenshots here (committed).
+README_SCREENSHOTS = ROOT / "tests" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -92,8 +94,8 @@ def wait_for_app(pg, timeout: float = 60_000, ready: str = "h1") -> None:
     pg.wait_for_timeout(300)
 
 
-def screenshot(pg, name: str, full_page: bool = True) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
+def screenshot(pg, name: str, full_page: bool = True, directory: Path = SCREENSHOTS) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.png"
     pg.screenshot(path=str(path), full_page=full_page)
     return path
