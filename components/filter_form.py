@@ -17,11 +17,13 @@ STEP_LABELS = {
 }
 DEFAULT_STEPS = [
     ["length", "refusal", "exact_dedup"],
-    ["length", "refusal", "minhash", "semantic_dedup"],
+    ["length", "refusal", "minhash", "semantic_dedup", "adherence"],
     ["refusal", "minhash"],
     ["length", "exact_dedup"],
 ]
 DEFAULT_NAMES = ["A", "B", "C", "D"]
+# B starts stricter than A, so two fresh pipelines already disagree on real data.
+DEFAULT_PARAMS: dict[int, dict[str, dict[str, Any]]] = {1: {"length": {"min": 20}, "semantic_dedup": {"threshold": 0.85}}}
 PREFIX = "compare_filters"
 
 
@@ -49,12 +51,16 @@ def load_into_state(i: int, name: str, steps: list[dict[str, Any]]) -> None:
             st.session_state[_k(i, kind, param)] = value
 
 
+def _default(i: int, kind: str, param: str, value: Any) -> Any:
+    return DEFAULT_PARAMS.get(i % len(DEFAULT_NAMES), {}).get(kind, {}).get(param, value)
+
+
 def _params(i: int, kind: str, dimensions: list[str]) -> dict[str, Any]:
     k = lambda p: _k(i, kind, p)  # noqa: E731 - a short local helper reads better here
     if kind == "length":
         c1, c2, c3 = st.columns(3)
         unit = c1.selectbox("Unit", ["words", "characters", "tokens"], key=k("unit"))
-        lo = c2.number_input("Min", min_value=0, value=3, step=1, key=k("min"), help="0: no minimum")
+        lo = c2.number_input("Min", min_value=0, value=_default(i, kind, "min", 3), step=1, key=k("min"), help="0: no minimum")
         hi = c3.number_input("Max", min_value=0, value=0, step=10, key=k("max"), help="0: no maximum")
         return {"unit": unit, "min": int(lo) or None, "max": int(hi) or None}
     if kind == "regex":
@@ -74,7 +80,7 @@ def _params(i: int, kind: str, dimensions: list[str]) -> dict[str, Any]:
         size = st.number_input("Shingle size (words)", 1, 10, 3, key=k("shingle_size"))
         return {"threshold": t, "shingle_size": int(size)}
     if kind == "semantic_dedup":
-        t = st.slider("Cosine threshold", 0.5, 1.0, 0.92, 0.01, key=k("threshold"))
+        t = st.slider("Cosine threshold", 0.5, 1.0, _default(i, kind, "threshold", 0.92), 0.01, key=k("threshold"))
         keep = st.radio("Keep", ["first", "centre"], horizontal=True, key=k("keep"), help="centre: the sample closest to its group's mean")
         return {"threshold": t, "keep": keep}
     if kind == "judge":

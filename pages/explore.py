@@ -192,7 +192,7 @@ if section == "Clusters":
         ids = [c for c in summary["cluster"] if c != "noise"]
         pick = st.selectbox("Cluster details", ids, key="explore_cluster")
         c = int(pick)
-        st.write("Keywords:", summary.loc[summary["cluster"] == pick, "keywords"].item() or "(none)")
+        st.text("Keywords: " + (summary.loc[summary["cluster"] == pick, "keywords"].item() or "(none)"))
         st.caption("Representative samples (closest to the cluster's centre)")
         st.dataframe(frame.iloc[representatives(data.vectors, labels, c)][["text", *dims]], hide_index=True)
         if dims:

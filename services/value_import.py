@@ -87,14 +87,7 @@ def parse_values_file(filename: str, data: bytes) -> Parsed:
                 continue
             _append(out, n, row[col], row[wcol] if wcol is not None and wcol < len(row) else None)
         return out
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            out.problems.append(f"line {n}: invalid JSON ({exc.msg})")
-            continue
+    for n, obj in _json_lines(text, out):
         if isinstance(obj, str | int | float) and not isinstance(obj, bool):
             _append(out, n, str(obj), None)
         elif isinstance(obj, dict) and ("value" in obj or "text" in obj):
@@ -102,6 +95,17 @@ def parse_values_file(filename: str, data: bytes) -> Parsed:
         else:
             out.problems.append(f"line {n}: expected a string or an object with a 'value' field")
     return out
+
+
+def _json_lines(text: str, out: Parsed):
+    """(line number, parsed value) for each non-blank JSON line; bad lines go to out.problems."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.problems.append(f"line {n}: invalid JSON ({exc.msg})")
 
 
 def _append(out: Parsed, n: int, text: str, weight) -> None:
@@ -134,14 +138,7 @@ def parse_demos(filename: str, data: bytes | str, text_field: str = "text") -> P
                 continue
             records.append((n, row))
     else:
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                out.problems.append(f"line {n}: invalid JSON ({exc.msg})")
-                continue
+        for n, obj in _json_lines(text, out):
             if not isinstance(obj, dict):
                 out.problems.append(f"line {n}: expected a JSON object")
                 continue

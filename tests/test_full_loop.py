@@ -19,6 +19,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.real_model]
 
 def shot(pg, name: str) -> None:
     pg.mouse.move(5, 5)  # no tooltip over the page
+    pg.wait_for_timeout(600)
     path = screenshot(pg, name, full_page=False, directory=README_SCREENSHOTS)
     assert path.stat().st_size > 20_000, f"{name} looks empty"
     assert pg.locator('[data-testid="stException"]').count() == 0, f"an exception is shown on {name}"
@@ -30,7 +31,9 @@ def go(pg, url: str) -> None:
 
 
 def test_new_user_walks_the_whole_loop(tmp_path):
-    with run_studio(tmp_path / "studio.duckdb") as url, browser_page(width=1440, height=1100) as pg:
+    # With the start-up warm-up on, as `make run` has it: it loads the real embedder and compiles UMAP.
+    with run_studio(tmp_path / "studio.duckdb", extra_env={"STUDIO_WARMUP": "1"}) as url, \
+            browser_page(width=1440, height=1100) as pg:
         try:
             walk(pg, url)
         except Exception:
