@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -121,23 +122,35 @@ def test_enormous_grid_is_reported_not_built(db_path):
 
 @pytest.mark.browser
 def test_browser_build_and_preview(page):
+    """Build a small recipe from an empty one in the real studio, preview it, then open a demo."""
     from tests.browser import screenshot, wait_for_app
 
     page.goto(page.url.rstrip("/") + "/prompt_builder")
     wait_for_app(page)
     page.get_by_text("Open a recipe").click()
-    page.get_by_role("combobox", name="Demo recipe").click()
-    page.get_by_role("option", name="news_attrprompt").click()
-    page.get_by_role("button", name="Open demo").click()
+    page.get_by_role("button", name="New empty recipe").click()
     wait_for_app(page)
-    page.get_by_text("Items in the plan").wait_for()
-    assert page.get_by_text("Write a", exact=False).first.is_visible()
+    user = page.get_by_role("textbox", name="User message template (Jinja2)")
+    user.fill("Write a {{ mood }} haiku about {{ season }}.")
+    user.press("Control+Enter")
+    wait_for_app(page)
     page.get_by_role("tab", name="2 · Dimensions").click()
-    page.wait_for_timeout(500)
-    screenshot(page, "prompt_builder_dimensions")
-    page.get_by_role("tab", name="1 · Task & templates").click()
-    page.get_by_text("Open an item in full").scroll_into_view_if_needed()
-    wait_for_app(page)
-    path = screenshot(page, "prompt_builder")
+    for _ in range(2):
+        page.get_by_role("button", name="Add dimension").click()
+        wait_for_app(page)
+    names = page.get_by_role("textbox", name="Name", exact=True)
+    values = page.get_by_role("textbox", name=re.compile(r"^Values: one per line"))
+    for i, (name, vals) in enumerate((("mood", "calm\njoyful"), ("season", "winter\nspring\nautumn"))):
+        names.nth(i).fill(name)
+        names.nth(i).press("Enter")
+        wait_for_app(page)
+        values.nth(i).fill(vals)
+        values.nth(i).press("Control+Enter")
+        wait_for_app(page)
+    page.get_by_text("Cells in the grid").first.scroll_into_view_if_needed()
+    # The first item in full, shown as a code block below the preview grid.
+    page.locator("code", has_text="Write a calm haiku about winter.").first.wait_for()
+    assert page.get_by_text("6", exact=True).first.is_visible()  # 2 x 3 cells
+    path = screenshot(page, "prompt_builder_built", full_page=False)
     assert path.stat().st_size > 20_000
     assert page.locator('[data-testid="stException"]').count() == 0
