@@ -76,9 +76,9 @@ with right:
     else:
         from resources import get_warmup
 
-        @st.fragment(run_every=2.0)
-        def warmup_status() -> None:
-            warm = get_warmup()
+        warm = get_warmup()
+
+        def show_warmup() -> None:
             for s in warm.status():
                 icon = {"ready": ":material/check_circle:", "running": ":material/hourglass_top:",
                         "failed": ":material/error:"}.get(s.state, ":material/schedule:")
@@ -89,4 +89,11 @@ with right:
             if warm.done:
                 st.caption("The first map will not pay the one-off compilation.")
 
-        warmup_status()
+        if warm.done:  # nothing left to watch: no polling
+            show_warmup()
+        else:
+            @st.fragment(run_every=2.0)
+            def warmup_status() -> None:
+                show_warmup()
+
+            warmup_status()
