@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import os
 import sys
 
 import streamlit as st
 from streamlit import runtime
 
 if __name__ == "__main__" and not runtime.exists():
-    # `python app.py [streamlit options]` starts the server. pages/ holds st.Page scripts for
-    # st.navigation; telling Streamlit so up front stops its legacy pages-directory mode from
-    # running a page without app.py when a deep link is a process's first request.
-    from streamlit.runtime.pages_manager import PagesManager
+    # `python app.py [streamlit options]` starts the server on this script.
     from streamlit.web import cli
 
-    PagesManager.uses_pages_directory = False
     sys.argv = ["streamlit", "run", __file__, *sys.argv[1:]]
     sys.exit(cli.main())
 
-from services.store import StoreLockedError
+from services.core import settings
+from services.core.store import StoreLockedError
 
 st.set_page_config(page_title="Synthetic Data Studio", page_icon=":material/science:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/prompt_builder.py", title="Prompt Builder", icon=":material/extension:", url_path="prompt_builder"),
-    st.Page("pages/generate.py", title="Generate", icon=":material/bolt:", url_path="generate"),
-    st.Page("pages/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
-    st.Page("pages/compare_filters.py", title="Compare Filters", icon=":material/compare:", url_path="compare_filters"),
-    st.Page("pages/sql.py", title="SQL", icon=":material/database:", url_path="sql"),
+    st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("app_pages/prompt_builder.py", title="Prompt Builder", icon=":material/extension:", url_path="prompt_builder"),
+    st.Page("app_pages/generate.py", title="Generate", icon=":material/bolt:", url_path="generate"),
+    st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
+    st.Page("app_pages/compare_filters.py", title="Compare Filters", icon=":material/compare:", url_path="compare_filters"),
+    st.Page("app_pages/sql.py", title="SQL", icon=":material/database:", url_path="sql"),
 ]
 
 page = st.navigation(PAGES)
@@ -43,7 +39,7 @@ except StoreLockedError as exc:
     st.stop()
 
 # Warm the embedder and UMAP in the background so the first map does not pay for it (off in most tests).
-if os.environ.get("STUDIO_WARMUP", "1") != "0":
+if settings.flag("STUDIO_WARMUP"):
     from resources import get_warmup
 
     get_warmup()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from services.store import Store
+from services.core.store import Store
 
 
 @st.cache_resource(show_spinner=False)
@@ -19,7 +19,7 @@ def get_store() -> Store:
 @st.cache_resource(show_spinner=False)
 def get_map_jobs():
     """The background registry that builds Explore maps (embedding, UMAP, clusters) one at a time."""
-    from services.map_jobs import MapJobs
+    from services.explore.map_jobs import MapJobs
 
     return MapJobs()
 
@@ -29,7 +29,7 @@ def get_embedder(spec: str):
     """An embedder by spec: 'full' (all-MiniLM-L6-v2 from its PyPI package), 'static' (model2vec
     distilled from it, cached on disk), 'fake', or any sentence-transformers name or path.
     Loading is lazy: the model loads on the first encode, inside the map job."""
-    from services.embedding import make_embedder
+    from services.explore.embedders import make_embedder
 
     return make_embedder(spec)
 
@@ -37,7 +37,7 @@ def get_embedder(spec: str):
 @st.cache_resource(show_spinner=False)
 def get_job_manager():
     """The process's generation workers; on creation, runs left 'running' by a dead process become 'interrupted'."""
-    from services.runner import JobManager
+    from services.generation.runner import JobManager
 
     return JobManager(get_store())
 
@@ -45,7 +45,7 @@ def get_job_manager():
 @st.cache_resource(show_spinner=False)
 def get_local_server():
     """The built-in model server (llama.cpp + SmolLM2). Nothing starts here: it starts on first use."""
-    from services.local_server import LocalModelServer
+    from services.generation.local_server import LocalModelServer
 
     return LocalModelServer(log_dir=get_store().work_dir)
 
@@ -61,7 +61,7 @@ def backend_secrets() -> dict:
 @st.cache_resource(show_spinner=False)
 def get_warmup():
     """Warms the embedder and UMAP/numba in a background thread, once per process (started by app.py)."""
-    from services.warmup import Warmup
+    from services.explore.warmup import Warmup
 
     return Warmup(get_embedder("full"), delay_s=3.0).start()
 
@@ -70,6 +70,6 @@ def get_warmup():
 def get_score_cache():
     """Filter step scores (MinHash pairs, cosine pairs, judge scores read...) per batch and parameters,
     shared by every session: a threshold slider re-thresholds instead of recomputing."""
-    from services.filters import ScoreCache
+    from services.curation.pipeline import ScoreCache
 
     return ScoreCache(max_entries=96)

@@ -21,9 +21,9 @@ os.environ.setdefault("STUDIO_DB", str(Path(tempfile.mkdtemp()) / "bench.duckdb"
 
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from services.recipe import Dimension, Recipe, Sampling  # noqa: E402
-from services.recipe_versions import save_version  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.recipes.recipe import Dimension, Recipe, Sampling  # noqa: E402
+from services.recipes.version_store import save_version  # noqa: E402
 
 RECIPE = Recipe(
     name="bench-1000",
@@ -54,7 +54,7 @@ def main() -> None:
     store = Store()
     version = save_version(store, RECIPE)
     store.close()
-    at = AppTest.from_file(str(ROOT / "pages" / "prompt_builder.py"), default_timeout=120)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "prompt_builder.py"), default_timeout=120)
     at.run()
     at.selectbox(key="builder_pick_saved").select(version.recipe_hash).run()
     next(b for b in at.button if b.label == "Open version").click().run()

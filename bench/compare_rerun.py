@@ -22,10 +22,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._corpus import corpus  # noqa: E402
 from bench.semantic_dedup import RandomEmbedder  # noqa: E402
-from services.compare import compare, diversity_before_after  # noqa: E402
-from services.embedding import embed_texts  # noqa: E402
-from services.filters import FilterContext, Pipeline, SampleBatch, ScoreCache  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.curation.compare import compare, diversity_before_after  # noqa: E402
+from services.curation.pipeline import FilterContext, Pipeline, SampleBatch, ScoreCache  # noqa: E402
+from services.explore.embedding_store import embed_texts  # noqa: E402
 
 
 def pipelines(jaccard: float, cosine: float, min_words: int) -> list[Pipeline]:

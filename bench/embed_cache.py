@@ -49,8 +49,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=600)
     ap.add_argument("--batch", type=int, default=64)
     args = ap.parse_args()
-    from services.embedding import SentenceTransformerEmbedder, StaticEmbedder, embed_texts
-    from services.store import Store
+    from services.core.store import Store
+    from services.explore.embedders import SentenceTransformerEmbedder, StaticEmbedder
+    from services.explore.embedding_store import embed_texts
 
     texts = make_texts(args.n)
     store = Store(Path(tempfile.mkdtemp()) / "bench.duckdb")

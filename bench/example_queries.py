@@ -3,7 +3,7 @@ two filter pipelines' verdicts).
 
 Seeds a temporary studio database with 100,000 samples over 3 dimensions, 10 runs, and a
 clustering of every sample, then runs each available example query through the console
-(services.sql_console.run_query: checks, read-only transaction, row cap) several times and keeps
+(services.sql.console.run_query: checks, read-only transaction, row cap) several times and keeps
 the best time per query. The baseline printed alongside is a plain ``SELECT count(*) FROM samples``.
 Last line: ``example_queries: <slowest query's best time in ms>``; target under 200.
 """
@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.example_queries import example_queries  # noqa: E402
-from services.sql_console import run_query  # noqa: E402
-from services.sql_views import refresh_views  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.sql.console import run_query  # noqa: E402
+from services.sql.example_queries import example_queries  # noqa: E402
+from services.sql.views import refresh_views  # noqa: E402
 
 
 def seed(store: Store, n: int) -> None:

@@ -28,11 +28,11 @@ N_POINTS = 1000
 
 def child(warm: bool) -> dict:
     t_start = time.perf_counter()
-    from services.demo_data import load_demo
-    from services.embedding import HashEmbedder
-    from services.map_jobs import MapRequest, build_map
-    from services.store import Store
-    from services.warmup import Warmup
+    from services.core.store import Store
+    from services.demo.loader import load_demo
+    from services.explore.embedders import HashEmbedder
+    from services.explore.map_jobs import MapRequest, build_map
+    from services.explore.warmup import Warmup
 
     store = Store(Path(tempfile.mkdtemp()) / "first_map.duckdb")
     load_demo(store)
@@ -74,7 +74,7 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child == "warm")))
         return
-    from services.demo_recipes import demo_available
+    from services.demo.recipe_files import demo_available
 
     if not demo_available():
         raise SystemExit("data/demo is missing: the demo runs ship with the repo")

@@ -1,6 +1,6 @@
 """Import of 100,000 JSONL rows through the studio vs DuckDB's own read_json on the same file.
 
-The studio's import (services.datasets.import_dataset: text + 2 attribute columns into
+The studio's import (services.data.datasets.import_dataset: text + 2 attribute columns into
 dataset_rows in one transaction, with the dataset recorded) is timed
 against ``CREATE TABLE t AS SELECT * FROM read_json(file)`` on a plain DuckDB file. Each is run
 several times, alternating, each from the same state (the previous import is deleted, untimed),
@@ -22,8 +22,9 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.datasets import delete_dataset, import_dataset  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.data.catalog import delete_dataset  # noqa: E402
+from services.data.importer import import_dataset  # noqa: E402
 
 
 def write_jsonl(path: Path, n: int) -> None:

@@ -19,13 +19,13 @@ from pathlib import Path  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.runner_overhead import recipe  # noqa: E402
-from services.backends import LOCAL, BackendConfig, OpenAIBackend  # noqa: E402
-from services.local_server import MODEL_NAME, N_CTX, LocalModelServer, find_gguf, thread_count  # noqa: E402
-from services.plan import make_plan  # noqa: E402
-from services.recipe import Recipe  # noqa: E402
-from services.run_setup import prepare_run  # noqa: E402
-from services.runner import RunSettings, execute_run  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.generation.backends import LOCAL, BackendConfig, OpenAIBackend  # noqa: E402
+from services.generation.local_server import MODEL_NAME, N_CTX, LocalModelServer, find_gguf, thread_count  # noqa: E402
+from services.generation.run_setup import prepare_run  # noqa: E402
+from services.generation.runner import RunSettings, execute_run  # noqa: E402
+from services.recipes.plan import make_plan  # noqa: E402
+from services.recipes.recipe import Recipe  # noqa: E402
 
 N, MAX_TOKENS = 16, 48
 

@@ -31,8 +31,8 @@ def main() -> None:
     os.environ["STUDIO_DB"] = str(db)
     os.environ["STUDIO_EMBEDDER"] = "fake"
 
-    import services.projection as projection
-    from services.store import Store
+    import services.explore.projection as projection
+    from services.core.store import Store
     from tests.explore_data import insert_run
 
     projection.umap_layout = lambda v, p: projection.pca_layout(v) * 3
@@ -56,7 +56,7 @@ def main() -> None:
 
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(ROOT / "pages" / "explore.py"), default_timeout=600)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "explore.py"), default_timeout=600)
     t0 = time.perf_counter()
     at.run()
     while not at.get("plotly_chart") or at.get("progress"):

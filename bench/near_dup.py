@@ -14,8 +14,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._corpus import corpus  # noqa: E402
-from services.filter_dedup import MinHashStep, jaccard, shingles  # noqa: E402
-from services.filters import SampleBatch  # noqa: E402
+from services.curation.dedup_steps import MinHashStep, jaccard, shingles  # noqa: E402
+from services.curation.pipeline import SampleBatch  # noqa: E402
 
 
 def main() -> None:

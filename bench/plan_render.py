@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jinja2  # noqa: E402
 
-from services.plan import make_plan  # noqa: E402
-from services.plan_store import save_plan  # noqa: E402
-from services.recipe import Demo, DemoSettings, Dimension, Recipe, Sampling  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.recipes.plan import make_plan  # noqa: E402
+from services.recipes.plan_store import save_plan  # noqa: E402
+from services.recipes.recipe import Demo, DemoSettings, Dimension, Recipe, Sampling  # noqa: E402
 
 USER = ("Write a {{ style }} {{ genre }} story set in {{ place }} for {{ audience }}, "
         "about {{ length|int + 50 }} words.{% for d in demos %}\nExample: {{ d.text }}{% endfor %}")

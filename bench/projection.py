@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 FIRST_CALL = """
 import time, numpy as np
 t0 = time.perf_counter()
-from services.projection import umap_layout, hdbscan_labels, ClusterParams
+from services.explore.projection import umap_layout, hdbscan_labels, ClusterParams
 rng = np.random.default_rng(0); e = rng.normal(size=(1000, 384)).astype(np.float32); e /= np.linalg.norm(e, axis=1, keepdims=True)
 hdbscan_labels(umap_layout(e), ClusterParams(min_cluster_size=10))
 print(f"{time.perf_counter() - t0:.1f}")
@@ -59,8 +59,8 @@ def main() -> None:
     import hdbscan
     import umap
 
-    from services.projection import ClusterParams, LayoutParams, cluster, project, warm_up
-    from services.store import Store
+    from services.core.store import Store
+    from services.explore.projection import ClusterParams, LayoutParams, cluster, project, warm_up
 
     t0 = time.perf_counter()
     warm_up()

@@ -15,11 +15,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._mock import mock_server  # noqa: E402
 from bench.runner_overhead import bare, recipe  # noqa: E402
-from services.backends import BackendConfig, OpenAIBackend  # noqa: E402
-from services.plan import make_plan  # noqa: E402
-from services.run_setup import prepare_run  # noqa: E402
-from services.runner import RunSettings, execute_run  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.generation.backends import BackendConfig, OpenAIBackend  # noqa: E402
+from services.generation.run_setup import prepare_run  # noqa: E402
+from services.generation.runner import RunSettings, execute_run  # noqa: E402
+from services.recipes.plan import make_plan  # noqa: E402
 
 N, CONCURRENCY, LATENCY = 640, 32, 0.2
 

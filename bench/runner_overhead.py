@@ -15,12 +15,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._mock import mock_server  # noqa: E402
-from services.backends import BackendConfig, OpenAIBackend, make_client  # noqa: E402
-from services.plan import make_plan  # noqa: E402
-from services.recipe import Recipe  # noqa: E402
-from services.run_setup import prepare_run  # noqa: E402
-from services.runner import RunSettings, execute_run  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.generation.backends import BackendConfig, OpenAIBackend, make_client  # noqa: E402
+from services.generation.run_setup import prepare_run  # noqa: E402
+from services.generation.runner import RunSettings, execute_run  # noqa: E402
+from services.recipes.plan import make_plan  # noqa: E402
+from services.recipes.recipe import Recipe  # noqa: E402
 
 N = 1500
 CONCURRENCY = 16

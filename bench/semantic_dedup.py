@@ -18,10 +18,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._corpus import corpus  # noqa: E402
-from services.embedding import embed_texts  # noqa: E402
-from services.filter_dedup import SemanticDedupStep  # noqa: E402
-from services.filters import FilterContext, Pipeline, SampleBatch, ScoreCache, run_pipeline  # noqa: E402
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
+from services.curation.dedup_steps import SemanticDedupStep  # noqa: E402
+from services.curation.pipeline import FilterContext, Pipeline, SampleBatch, ScoreCache, run_pipeline  # noqa: E402
+from services.explore.embedding_store import embed_texts  # noqa: E402
 
 
 class RandomEmbedder:

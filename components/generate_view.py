@@ -12,9 +12,9 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from services.backends import LOCAL, PRESETS, Preset
-from services.run_forecast import Forecast
-from services.run_store import Progress, RunInfo
+from services.generation.backends import LOCAL, PRESETS, Preset
+from services.generation.forecast import Forecast
+from services.generation.run_store import Progress, RunInfo
 
 LOCAL_WARNING = (
     "The built-in model is SmolLM2-135M: tiny and offline, for demos and smoke tests only. It follows a "

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from services.plan import Plan
-from services.sampling import PlanSize
+from services.recipes.plan import Plan
+from services.recipes.sampling import PlanSize
 
 
 def plan_size_metrics(size: PlanSize, strategy: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from services.recipe import (
+from services.recipes.recipe import (
     Demo,
     DemoSettings,
     Dimension,
@@ -26,8 +26,8 @@ from services.recipe import (
     dependency_cycle,
     dimension_problems,
 )
-from services.sampling import rule_problems
-from services.value_import import UploadError, format_value_lines, parse_demos, parse_value_lines, parse_values_file
+from services.recipes.sampling import rule_problems
+from services.recipes.value_import import UploadError, format_value_lines, parse_demos, parse_value_lines, parse_values_file
 
 P = "builder_"
 STRATEGY_HELP = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from services.recipe_versions import RecipeVersion
+from services.recipes.version_store import RecipeVersion
 
 
 def versions_table(versions: list[RecipeVersion]) -> None:

@@ -1,5 +1,5 @@
 """``python -m services``: the headless command line (see services/cli.py)."""
 
-from services.cli import main
+from services.cli.main import main
 
 raise SystemExit(main())

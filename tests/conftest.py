@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from services.store import Store  # noqa: E402
+from services.core.store import Store  # noqa: E402
 
 
 @pytest.fixture

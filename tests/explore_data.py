@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from services.store import Store
+from services.core.store import Store
 
 
 def insert_run(store: Store, run_id: str, samples: list[tuple[str | None, dict[str, str]]], *, recipe_hash: str = "recipe1",

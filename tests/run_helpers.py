@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.backends import BackendConfig, Completion
-from services.recipe import Recipe
-from services.run_setup import prepare_run
-from services.runner import RunSettings
-from services.store import Store
+from services.core.store import Store
+from services.generation.backends import BackendConfig, Completion
+from services.generation.run_setup import prepare_run
+from services.generation.runner import RunSettings
+from services.recipes.recipe import Recipe
 
 
 def recipe(n_items: int = 6, modes: list[str] | None = None, steps: list[dict] | None = None, **model: Any) -> Recipe:

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from services.backends import LOCAL, PRESETS, BackendConfig, describe_error, key_from, request_params, test_connection
-from services.local_server import LocalModelServer, find_gguf, thread_count
+from services.generation.backends import LOCAL, PRESETS, BackendConfig, check_connection, describe_error, key_from, request_params
+from services.generation.local_server import LocalModelServer, find_gguf, thread_count
 from tests.mock_openai import MockServer
 from tests.run_helpers import plan_run, recipe
 
@@ -39,7 +39,7 @@ def test_request_params_never_ask_for_n():
 
 def test_connection_lists_models():
     with MockServer() as url:
-        res = test_connection(BackendConfig("custom", url, "mock-model"))
+        res = check_connection(BackendConfig("custom", url, "mock-model"))
     assert res.ok and res.models == ["mock-model"] and "1 model" in res.message
 
 
@@ -47,20 +47,20 @@ def test_connection_refused():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    res = test_connection(BackendConfig("custom", f"http://127.0.0.1:{port}/v1", "m"))
+    res = check_connection(BackendConfig("custom", f"http://127.0.0.1:{port}/v1", "m"))
     assert not res.ok and "refused" in res.message.lower()
 
 
 def test_connection_unauthorised():
     with MockServer(api_key="sk-right") as url:
-        res = test_connection(BackendConfig("custom", url, "m", "sk-wrong"))
-        good = test_connection(BackendConfig("custom", url, "m", "sk-right"))
+        res = check_connection(BackendConfig("custom", url, "m", "sk-wrong"))
+        good = check_connection(BackendConfig("custom", url, "m", "sk-right"))
     assert not res.ok and "unauthorised" in res.message.lower() and good.ok
 
 
 def test_connection_wrong_path():
     with MockServer() as url:
-        res = test_connection(BackendConfig("custom", url.removesuffix("/v1"), "m"))
+        res = check_connection(BackendConfig("custom", url.removesuffix("/v1"), "m"))
     assert not res.ok and "wrong path" in res.message
 
 
@@ -68,7 +68,7 @@ def test_connection_timeout():
     with socket.socket() as s:  # accepts connections, never answers
         s.bind(("127.0.0.1", 0))
         s.listen(8)
-        res = test_connection(BackendConfig("custom", f"http://127.0.0.1:{s.getsockname()[1]}/v1", "m", timeout_s=0.5))
+        res = check_connection(BackendConfig("custom", f"http://127.0.0.1:{s.getsockname()[1]}/v1", "m", timeout_s=0.5))
     assert not res.ok and "timed out" in res.message.lower()
 
 

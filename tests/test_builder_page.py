@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "prompt_builder.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "prompt_builder.py")
 
 
 def run_page(timeout: float = 60) -> AppTest:

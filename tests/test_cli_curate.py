@@ -5,8 +5,8 @@ from __future__ import annotations
 import datasets
 import pandas as pd
 
-from services.cli import main
-from services.store import Store
+from services.cli.main import main
+from services.core.store import Store
 from tests.explore_data import insert_run
 
 TEXTS = [

@@ -6,9 +6,10 @@ import json
 
 import numpy as np
 
-from services.compare import compare, diversity_before_after, intended_distribution
-from services.embedding import HashEmbedder, embed_texts
-from services.filters import FilterContext, Pipeline, ScoreCache, load_batch
+from services.curation.compare import compare, diversity_before_after, intended_distribution
+from services.curation.pipeline import FilterContext, Pipeline, ScoreCache, load_batch
+from services.explore.embedders import HashEmbedder
+from services.explore.embedding_store import embed_texts
 from tests.explore_data import insert_run
 
 

@@ -9,10 +9,10 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from resources import get_store
-from services.store import Store
+from services.core.store import Store
 from tests.explore_data import insert_run
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "compare_filters.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "compare_filters.py")
 
 
 def seed(db_path, n: int = 30) -> None:
@@ -48,7 +48,7 @@ def with_lenient_b(at: AppTest) -> AppTest:
 @pytest.fixture
 def fake_embedder(db_path, monkeypatch):
     """Fake embedder, UMAP stubbed with PCA (real UMAP is issue 4's to test), fresh process caches."""
-    import services.projection as projection
+    import services.explore.projection as projection
     from resources import get_embedder, get_map_jobs, get_score_cache, get_store
 
     monkeypatch.setenv("STUDIO_EMBEDDER", "fake")

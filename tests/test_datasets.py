@@ -9,8 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from services import datasets as D
-from services.store import Store
+from services.core.store import Store
+from services.data.catalog import delete_dataset, list_datasets
+from services.data.importer import import_dataset, import_upload, preview_upload
+from services.data.readers import DatasetImportError, preview_source
+from services.data.staging import uploads_dir
 
 
 def rows(store: Store, dataset_id: str) -> list[tuple]:
@@ -22,7 +25,7 @@ def test_jsonl_clean_file_imports_with_attributes_and_progress(store: Store, tmp
     src = tmp_path / "clean.jsonl"
     src.write_text("\n".join(json.dumps({"text": f"t{i}", "label": "ab"[i % 2], "n": i, "extra": 1}) for i in range(50)) + "\n")
     seen = []
-    report = D.import_dataset(store, src, text_column="text", attribute_columns=["label", "n"],
+    report = import_dataset(store, src, text_column="text", attribute_columns=["label", "n"],
                               progress=lambda done, total: seen.append((done, total)))
     assert (report.n_rows, report.n_failed) == (50, 0)
     got = rows(store, report.dataset_id)
@@ -45,7 +48,7 @@ def test_jsonl_malformed_lines_are_listed_and_valid_rows_import(store: Store, tm
         b'{"text": null}\n'
         b'{"text": "ok2", "label": {"nested": 1}}\n'
     )
-    report = D.import_dataset(store, src, text_column="text", attribute_columns=["label"])
+    report = import_dataset(store, src, text_column="text", attribute_columns=["label"])
     assert (report.n_rows, report.n_failed) == (2, 5)
     reasons = {e.line: e.reason for e in report.errors}
     assert set(reasons) == {3, 4, 5, 6, 7}
@@ -62,7 +65,7 @@ def test_jsonl_malformed_lines_are_listed_and_valid_rows_import(store: Store, tm
 def test_csv_ragged_rows_bad_encoding_and_empty_text(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "bad.csv"
     src.write_bytes(b"text,label\nhello,pos\nragged,a,b\nshort\nbad \xff\xfe enc,pos\n,neg\nok,neg\n")
-    report = D.import_dataset(store, src, text_column="text", attribute_columns=["label"])
+    report = import_dataset(store, src, text_column="text", attribute_columns=["label"])
     assert (report.n_rows, report.n_failed) == (2, 4)
     reasons = {e.line: e.reason for e in report.errors}
     assert sorted(reasons) == [3, 4, 5, 6]
@@ -80,45 +83,45 @@ def test_csv_outside_allowed_dirs_is_staged_and_cleaned_up(store: Store, tmp_pat
     outside.mkdir()
     src = outside / "plain.csv"
     src.write_text('text,topic\n"a, quoted",x\nb,y\n')
-    report = D.import_dataset(store, src, text_column="text", attribute_columns=["topic"])
+    report = import_dataset(store, src, text_column="text", attribute_columns=["topic"])
     assert [r[2] for r in rows(store, report.dataset_id)] == ["a, quoted", "b"]
-    assert not list(D.uploads_dir(store).iterdir())
+    assert not list(uploads_dir(store).iterdir())
 
 
 @pytest.mark.parametrize(("name", "content"), [("empty.jsonl", b""), ("blank.csv", b"\n\n  \n"), ("e.parquet", b"")])
 def test_empty_file_says_so(store: Store, tmp_path: Path, name: str, content: bytes) -> None:
     src = tmp_path / name
     src.write_bytes(content)
-    with pytest.raises(D.DatasetImportError, match="empty"):
-        D.import_dataset(store, src, text_column="text")
+    with pytest.raises(DatasetImportError, match="empty"):
+        import_dataset(store, src, text_column="text")
     assert store.scalar("SELECT count(*) FROM datasets") == 0
 
 
 def test_header_only_csv_says_no_rows(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "header.csv"
     src.write_text("text,label\n")
-    with pytest.raises(D.DatasetImportError, match="no rows|No valid row|no column"):
-        D.import_dataset(store, src, text_column="text")
+    with pytest.raises(DatasetImportError, match="no rows|No valid row|no column"):
+        import_dataset(store, src, text_column="text")
     assert store.scalar("SELECT count(*) FROM dataset_rows") == 0
 
 
 def test_missing_column_is_a_clear_error(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "a.csv"
     src.write_text("body,label\nx,y\n")
-    with pytest.raises(D.DatasetImportError, match="no column 'text'.*body, label"):
-        D.import_dataset(store, src, text_column="text")
+    with pytest.raises(DatasetImportError, match="no column 'text'.*body, label"):
+        import_dataset(store, src, text_column="text")
     j = tmp_path / "a.jsonl"
     j.write_text('{"body": "x"}\n')
-    with pytest.raises(D.DatasetImportError, match="no column 'text'"):
-        D.import_dataset(store, j, text_column="text")
+    with pytest.raises(DatasetImportError, match="no column 'text'"):
+        import_dataset(store, j, text_column="text")
 
 
 def test_all_rows_failing_imports_nothing(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "all_bad.jsonl"
     src.write_text('{"text": "fine"}\n' + "not json\n" * 3)
     src.write_text("{bad\n" * 3 + '{"text": null}\n')
-    with pytest.raises(D.DatasetImportError, match="No valid row") as info:
-        D.import_dataset(store, src, text_column="text")
+    with pytest.raises(DatasetImportError, match="No valid row") as info:
+        import_dataset(store, src, text_column="text")
     assert info.value.n_failed == 4 and [e.line for e in info.value.errors] == [1, 2, 3, 4]
     assert store.scalar("SELECT count(*) FROM dataset_rows") == 0
     assert store.scalar("SELECT count(*) FROM datasets") == 0
@@ -135,7 +138,7 @@ def test_failure_mid_import_leaves_nothing_half_written(store: Store, tmp_path: 
             raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        D.import_dataset(store, src, text_column="text", chunk_rows=10, progress=boom)
+        import_dataset(store, src, text_column="text", chunk_rows=10, progress=boom)
     assert store.scalar("SELECT count(*) FROM dataset_rows") == 0
     assert store.scalar("SELECT count(*) FROM datasets") == 0
     assert calls  # the line-by-line path reports progress per chunk
@@ -146,7 +149,7 @@ def test_parquet_file_streams_in_chunks(store: Store, tmp_path: Path) -> None:
     pq.write_table(pa.table({"content": [f"row {i}" if i != 7 else None for i in range(25)],
                              "score": [i / 2 for i in range(25)], "tags": [["a", "b"]] * 25}), src)
     seen = []
-    report = D.import_dataset(store, src, text_column="content", attribute_columns=["score", "tags"], chunk_rows=10,
+    report = import_dataset(store, src, text_column="content", attribute_columns=["score", "tags"], chunk_rows=10,
                               progress=lambda d, t: seen.append((d, t)))
     assert (report.n_rows, report.n_failed) == (24, 1)
     assert report.errors[0].line == 8
@@ -168,9 +171,9 @@ def hf_dataset():
 def test_hf_save_to_disk_dataset(store: Store, tmp_path: Path, hf_dataset) -> None:
     _, ds = hf_dataset
     ds.save_to_disk(str(tmp_path / "hf"))
-    prev = D.preview(store, tmp_path / "hf")
+    prev = preview_source(store, tmp_path / "hf")
     assert prev.fmt == "hf" and prev.columns == ["sentence", "label"]
-    report = D.import_dataset(store, tmp_path / "hf", text_column="sentence", attribute_columns=["label"])
+    report = import_dataset(store, tmp_path / "hf", text_column="sentence", attribute_columns=["label"])
     assert (report.n_rows, report.n_failed) == (3, 1)
     assert [(r[2], r[3]["label"]) for r in rows(store, report.dataset_id)] == [("good", "pos"), ("bad", "neg"), ("fine", "pos")]
 
@@ -178,9 +181,9 @@ def test_hf_save_to_disk_dataset(store: Store, tmp_path: Path, hf_dataset) -> No
 def test_hf_dataset_dict_adds_split(store: Store, tmp_path: Path, hf_dataset) -> None:
     datasets, ds = hf_dataset
     datasets.DatasetDict({"train": ds, "test": ds.select([0])}).save_to_disk(str(tmp_path / "dd"))
-    prev = D.preview(store, tmp_path / "dd")
+    prev = preview_source(store, tmp_path / "dd")
     assert "split" in prev.columns
-    report = D.import_dataset(store, tmp_path / "dd", text_column="sentence", attribute_columns=["label", "split"])
+    report = import_dataset(store, tmp_path / "dd", text_column="sentence", attribute_columns=["label", "split"])
     got = rows(store, report.dataset_id)
     assert [r[3]["split"] for r in got] == ["train", "train", "train", "test"]
 
@@ -191,7 +194,7 @@ def test_hf_parquet_shards(store: Store, tmp_path: Path, hf_dataset) -> None:
     ds.select([0, 1]).to_parquet(str(tmp_path / "repo" / "data" / "train-00000-of-00002.parquet"))
     ds.select([3]).to_parquet(str(tmp_path / "repo" / "data" / "train-00001-of-00002.parquet"))
     ds.select([1]).to_parquet(str(tmp_path / "repo" / "data" / "validation-00000-of-00001.parquet"))
-    report = D.import_dataset(store, tmp_path / "repo", text_column="sentence", attribute_columns=["label", "split"])
+    report = import_dataset(store, tmp_path / "repo", text_column="sentence", attribute_columns=["label", "split"])
     got = rows(store, report.dataset_id)
     assert [(r[2], r[3]["split"]) for r in got] == [("good", "train"), ("bad", "train"), ("fine", "train"), ("bad", "validation")]
 
@@ -199,26 +202,26 @@ def test_hf_parquet_shards(store: Store, tmp_path: Path, hf_dataset) -> None:
 def test_not_a_dataset_folder(store: Store, tmp_path: Path) -> None:
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "readme.txt").write_text("hi")
-    with pytest.raises(D.DatasetImportError, match="not a Hugging Face dataset folder"):
-        D.import_dataset(store, tmp_path / "junk", text_column="text")
+    with pytest.raises(DatasetImportError, match="not a Hugging Face dataset folder"):
+        import_dataset(store, tmp_path / "junk", text_column="text")
 
 
 def test_upload_is_staged_imported_and_removed(store: Store) -> None:
     data = b'{"text": "a"}\n{"text": "b"}\n'
-    prev = D.preview_upload(store, "my file.jsonl", data)
+    prev = preview_upload(store, "my file.jsonl", data)
     assert prev.columns == ["text"]
-    report = D.import_upload(store, "my file.jsonl", data, text_column="text")
+    report = import_upload(store, "my file.jsonl", data, text_column="text")
     assert report.name == "my file" and report.n_rows == 2
     assert store.scalar("SELECT source FROM datasets") == "my file.jsonl"
-    assert not list(D.uploads_dir(store).iterdir())
+    assert not list(uploads_dir(store).iterdir())
 
 
 def test_imported_rows_appear_in_the_wide_view(store: Store, tmp_path: Path) -> None:
     src = tmp_path / "v.jsonl"
     src.write_text('{"text": "a", "lang": "en"}\n{"text": "b", "lang": "fr"}\n')
-    D.import_dataset(store, src, text_column="text", attribute_columns=["lang"], name="langs")
+    import_dataset(store, src, text_column="text", attribute_columns=["lang"], name="langs")
     assert store.query("SELECT dataset_name, text, lang FROM dataset_rows_wide ORDER BY text") == [
         ("langs", "a", "en"), ("langs", "b", "fr")]
-    assert len(D.list_datasets(store)) == 1
-    D.delete_dataset(store, D.list_datasets(store)["dataset_id"][0])
+    assert len(list_datasets(store)) == 1
+    delete_dataset(store, list_datasets(store)["dataset_id"][0])
     assert store.scalar("SELECT count(*) FROM dataset_rows") == 0

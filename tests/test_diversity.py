@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sacrebleu.metrics import BLEU
 
-from services.diversity import (
+from services.explore.diversity import (
     cluster_stats,
     distinct_n,
     diversity_table,

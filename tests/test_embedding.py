@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.embedding import HashEmbedder, SentenceTransformerEmbedder, cached_count, default_model_path, embed_texts, normalise
-from services.explore_items import load_dataset, load_runs, usable
+from services.explore.embedders import HashEmbedder, SentenceTransformerEmbedder, default_model_path, normalise
+from services.explore.embedding_store import cached_count, embed_texts
+from services.explore.items import load_dataset, load_runs, usable
 from tests.explore_data import insert_dataset, insert_run
 
 

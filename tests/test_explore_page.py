@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-import services.projection as projection
-from services.store import Store
+import services.explore.projection as projection
+from services.core.store import Store
 from tests.explore_data import insert_dataset, insert_run
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "explore.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "explore.py")
 TOPICS = {"pizza": "pizza pasta oven cheese italian", "sushi": "sushi rice fish tokyo japan", "football": "football goal match team"}
 
 

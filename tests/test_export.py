@@ -9,10 +9,10 @@ import zipfile
 import pandas as pd
 import pytest
 
-from services.compare import compare, diversity_before_after
-from services.export import curated_frame, data_card, hf_zip, to_csv, to_jsonl, to_parquet, write_hf_folder
-from services.filter_store import edit_sample
-from services.filters import FilterContext, Pipeline, load_batch, run_pipeline
+from services.curation.compare import compare, diversity_before_after
+from services.curation.export import curated_frame, data_card, hf_zip, to_csv, to_jsonl, to_parquet, write_hf_folder
+from services.curation.pipeline import FilterContext, Pipeline, load_batch, run_pipeline
+from services.curation.review_store import edit_sample
 from tests.explore_data import insert_run
 
 SECRET = "sk-test-SECRET-never-exported-1234567890"

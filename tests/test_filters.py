@@ -7,21 +7,28 @@ import random
 import numpy as np
 import pytest
 
-from services.backends import BackendConfig, Completion, OpenAIBackend
-from services.embedding import HashEmbedder
-from services.filter_dedup import MinHashStep, SemanticDedupStep, jaccard, shingles
-from services.filter_judge import JudgeStep, count_scores, parse_judgement, score_missing
-from services.filter_steps import AdherenceStep, KeywordStep, LengthStep, RefusalStep, RegexStep, requested_length
-from services.filter_store import (
+from services.curation.dedup_steps import MinHashStep, SemanticDedupStep, jaccard, shingles
+from services.curation.judge_step import JudgeStep, count_scores, parse_judgement, score_missing
+from services.curation.pipeline import (
+    FilterContext,
+    Pipeline,
+    PipelineError,
+    SampleBatch,
+    ScoreCache,
+    load_batch,
+    parse_step,
+    run_pipeline,
+)
+from services.curation.pipeline_store import (
     apply_pipeline,
-    edit_sample,
     list_pipelines,
     load_pipeline,
-    sample_history,
     save_pipeline,
-    set_review,
 )
-from services.filters import FilterContext, Pipeline, PipelineError, SampleBatch, ScoreCache, load_batch, parse_step, run_pipeline
+from services.curation.review_store import edit_sample, sample_history, set_review
+from services.curation.text_steps import AdherenceStep, KeywordStep, LengthStep, RefusalStep, RegexStep, requested_length
+from services.explore.embedders import HashEmbedder
+from services.generation.backends import BackendConfig, Completion, OpenAIBackend
 from tests.explore_data import insert_run
 from tests.mock_openai import MockServer
 

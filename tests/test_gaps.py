@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.cluster_keywords import cluster_summary, ctfidf_keywords, dominant_values, representatives
-from services.gaps import (
+from services.explore.cluster_keywords import cluster_summary, ctfidf_keywords, dominant_values, representatives
+from services.explore.gaps import (
     GapError,
     condition_heatmap,
     coverage,
@@ -17,8 +17,8 @@ from services.gaps import (
     probe_separability,
     save_gap_version,
 )
-from services.recipe import Recipe
-from services.recipe_versions import load_version, save_version
+from services.recipes.recipe import Recipe
+from services.recipes.version_store import load_version, save_version
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.mock_openai import MockServer
 
-PAGE = str(Path(__file__).resolve().parent.parent / "pages" / "generate.py")
+PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "generate.py")
 
 
 @pytest.fixture

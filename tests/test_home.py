@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from services.demo_data import load_demo
-from services.demo_recipes import demo_available
-from services.overview import overview
-from services.warmup import Warmup
+from services.core.overview import overview
+from services.demo.loader import load_demo
+from services.demo.recipe_files import demo_available
+from services.explore.warmup import Warmup
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from services.backends import LOCAL, BackendConfig, OpenAIBackend, test_connection
-from services.local_server import MODEL_NAME, LocalModelServer
-from services.run_setup import prepare_run
-from services.run_store import get_run, run_samples
-from services.runner import RunSettings, execute_run
+from services.generation.backends import LOCAL, BackendConfig, OpenAIBackend, check_connection
+from services.generation.local_server import MODEL_NAME, LocalModelServer
+from services.generation.run_setup import prepare_run
+from services.generation.run_store import get_run, run_samples
+from services.generation.runner import RunSettings, execute_run
 from tests.run_helpers import recipe
 
 pytestmark = pytest.mark.real_model
@@ -35,7 +35,7 @@ def test_generates_a_few_short_items(store, server):
     env = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
     assert b"OMP_WAIT_POLICY=PASSIVE" in env
     cfg = BackendConfig(LOCAL, base_url, MODEL_NAME, timeout_s=120)
-    assert test_connection(cfg).ok
+    assert check_connection(cfg).ok
     run_id = prepare_run(store, recipe(n_items=3, max_tokens=12), cfg, RunSettings(concurrency=2))
     backend = OpenAIBackend(cfg)
 
@@ -69,7 +69,7 @@ def test_server_exits_when_the_studio_is_killed(tmp_path):
     """A SIGKILLed studio must not leave the llama.cpp child behind."""
 
     code = ("import sys, time; sys.path.insert(0, '.')\n"
-            "from services.local_server import LocalModelServer\n"
+            "from services.generation.local_server import LocalModelServer\n"
             "s = LocalModelServer(); s.ensure_running(); print(s.pid, flush=True); time.sleep(600)\n")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     child = int(proc.stdout.readline())

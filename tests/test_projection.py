@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import services.projection as projection
-from services.embedding import HashEmbedder
-from services.map_jobs import MapJobs, MapRequest, build_map, start_map
-from services.projection import ClusterParams, LayoutParams, cluster, exact_knn, hdbscan_labels, pca_layout, project
+import services.explore.projection as projection
+from services.explore.embedders import HashEmbedder
+from services.explore.map_jobs import MapJobs, MapRequest, build_map, start_map
+from services.explore.projection import ClusterParams, LayoutParams, cluster, exact_knn, hdbscan_labels, pca_layout, project
 from tests.explore_data import insert_dataset, insert_run
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from services.backends import Completion
-from services.proposals import accept, flag_duplicates, fold, parse_proposals, propose_values
+from services.generation.backends import Completion
+from services.generation.proposals import accept, flag_duplicates, fold, parse_proposals, propose_values
 from tests.run_helpers import recipe
 
 

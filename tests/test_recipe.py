@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from services.plan import make_plan, template_report
-from services.recipe import Demo, DemoSettings, Dimension, Recipe, RecipeError, Sampling
-from services.recipe_yaml import from_yaml, to_yaml
-from services.templating import TemplateProblem, render_string
+from services.recipes.plan import make_plan, template_report
+from services.recipes.recipe import Demo, DemoSettings, Dimension, Recipe, RecipeError, Sampling
+from services.recipes.recipe_yaml import from_yaml, to_yaml
+from services.recipes.templating import TemplateProblem, render_string
 
 
 def problems_of(**kw) -> list[str]:

@@ -7,8 +7,17 @@ import threading
 
 import pytest
 
-from services.run_store import Price, get_run, mark_interrupted, progress, run_samples, sample_key, set_prices, set_status
-from services.runner import JobManager, RunSettings, Throttle, execute_run
+from services.generation.run_store import (
+    Price,
+    get_run,
+    mark_interrupted,
+    progress,
+    run_samples,
+    sample_key,
+    set_prices,
+    set_status,
+)
+from services.generation.runner import JobManager, RunSettings, Throttle, execute_run
 from tests.run_helpers import FakeBackend, plan_run, recipe
 
 
@@ -95,7 +104,7 @@ def test_multi_step_recipe_stores_each_step(store):
     steps = [{"name": "topic", "user_template": "Item {{ index }}: name a topic about {{ topic }}"},
              {"name": "question", "user_template": "Ask a question on {{ steps.topic }}"}]
     rec = recipe(n_items=3, steps=steps).model_copy(update={"user_template": "Answer: {{ steps.question }}"})
-    from services.recipe import Recipe
+    from services.recipes.recipe import Recipe
 
     rec = Recipe.parse(rec.model_dump(mode="json"))
     run_id = plan_run(store, rec)
@@ -113,7 +122,7 @@ def test_multi_step_recipe_stores_each_step(store):
 
 def test_resume_reuses_finished_steps(store):
     steps = [{"name": "topic", "user_template": "Item {{ index }} topic for {{ topic }}"}]
-    from services.recipe import Recipe
+    from services.recipes.recipe import Recipe
 
     rec = Recipe.parse({**recipe(n_items=2, steps=steps).model_dump(mode="json"), "user_template": "Write on {{ steps.topic }} FAILME"})
     run_id = plan_run(store, rec)

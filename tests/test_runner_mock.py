@@ -8,9 +8,9 @@ import urllib.request
 
 import pytest
 
-from services.backends import BackendConfig, OpenAIBackend
-from services.run_store import get_run, progress, run_samples
-from services.runner import execute_run
+from services.generation.backends import BackendConfig, OpenAIBackend
+from services.generation.run_store import get_run, progress, run_samples
+from services.generation.runner import execute_run
 from tests.mock_openai import MockServer, prompt_id
 from tests.run_helpers import grid_recipe, plan_run, recipe
 

@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from services.recipe_yaml import to_yaml
-from services.run_store import get_run, mark_interrupted, progress
-from services.store import Store
+from services.core.store import Store
+from services.generation.run_store import get_run, mark_interrupted, progress
+from services.recipes.recipe_yaml import to_yaml
 from tests.mock_openai import MockServer, prompt_id
 from tests.run_helpers import recipe
 

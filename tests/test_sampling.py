@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from services.recipe import Dimension, Recipe, RecipeError, Sampling
-from services.sampling import Design, pairwise_cover, plan_size, sample_conditions
+from services.recipes.recipe import Dimension, Recipe, RecipeError, Sampling
+from services.recipes.sampling import Design, pairwise_cover, plan_size, sample_conditions
 
 
 def recipe(dims, **sampling) -> Recipe:

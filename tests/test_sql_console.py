@@ -7,8 +7,8 @@ import threading
 import duckdb
 import pytest
 
-from services import sql_console as sc
-from services.store import Store
+from services.core.store import Store
+from services.sql import console as sc
 
 HOSTILE = [
     ("insert", "INSERT INTO runs (run_id, plan_id, recipe_hash, backend, model, params) VALUES ('x','p','h','b','m','{}')"),
@@ -235,7 +235,7 @@ def test_downloads_and_display_handle_maps(seeded: Store) -> None:
 
 
 def test_views_pivot_dimensions_and_tolerate_new_keys(seeded: Store) -> None:
-    from services.sql_views import refresh_views
+    from services.sql.views import refresh_views
 
     refresh_views(seeded)
     assert seeded.query("SELECT DISTINCT cuisine, run_status, recipe_name FROM samples_wide") == [("thai", "planned", "r")]
@@ -248,8 +248,8 @@ def test_views_pivot_dimensions_and_tolerate_new_keys(seeded: Store) -> None:
 
 
 def test_examples_run_on_seeded_data_and_explain_missing_tables(seeded: Store) -> None:
-    from services.example_queries import example_queries
-    from services.sql_views import refresh_views
+    from services.sql.example_queries import example_queries
+    from services.sql.views import refresh_views
 
     refresh_views(seeded)
     examples = {e.title: e for e in example_queries(seeded)}
@@ -265,8 +265,8 @@ def test_examples_run_on_seeded_data_and_explain_missing_tables(seeded: Store) -
 
 
 def test_schema_browser_lists_tables_views_counts(seeded: Store) -> None:
-    from services.schema_browser import list_relations
-    from services.sql_views import refresh_views
+    from services.sql.schema import list_relations
+    from services.sql.views import refresh_views
 
     refresh_views(seeded)
     rels = {r.name: r for r in list_relations(seeded)}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from services.store import Store
+from services.core.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "pages" / "sql.py")
+PAGE = str(ROOT / "app_pages" / "sql.py")
 
 
 @pytest.fixture(autouse=True)

@@ -9,13 +9,13 @@ import threading
 import duckdb
 import pytest
 
-from services.demo_recipes import load_demo_recipe
-from services.migrations import MIGRATIONS
-from services.plan import make_plan
-from services.plan_store import load_plan_items, save_plan
-from services.recipe import Recipe
-from services.recipe_versions import diff_recipes, duplicate, list_versions, load_version, save_version
-from services.store import Store, StoreLockedError
+from services.core.migrations import MIGRATIONS
+from services.core.store import Store, StoreLockedError
+from services.demo.recipe_files import load_demo_recipe
+from services.recipes.plan import make_plan
+from services.recipes.plan_store import load_plan_items, save_plan
+from services.recipes.recipe import Recipe
+from services.recipes.version_store import diff_recipes, duplicate, list_versions, load_version, save_version
 
 
 def test_migrations_apply_once_and_are_recorded(tmp_path):
@@ -39,7 +39,7 @@ def test_external_file_access_is_locked_down(store):
 def test_second_process_gets_a_clear_message(tmp_path):
     path = tmp_path / "locked.duckdb"
     s = Store(path)
-    code = "import sys; sys.path.insert(0, '.');\nfrom services.store import Store, StoreLockedError\ntry:\n    Store(sys.argv[1])\nexcept StoreLockedError as e:\n    print('LOCKED', e)"
+    code = "import sys; sys.path.insert(0, '.');\nfrom services.core.store import Store, StoreLockedError\ntry:\n    Store(sys.argv[1])\nexcept StoreLockedError as e:\n    print('LOCKED', e)"
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     assert "LOCKED" in out.stdout and str(path) in out.stdout and "another process" in out.stdout
     s.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.value_import import UploadError, parse_demos, parse_value_lines, parse_values_file
+from services.recipes.value_import import UploadError, parse_demos, parse_value_lines, parse_values_file
 
 
 def test_value_lines_with_weights_and_bad_weight():

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.filter_store import apply_pipeline, latest_verdicts
-from services.filters import FilterContext, Pipeline, load_batch, run_pipeline
+from services.curation.pipeline import FilterContext, Pipeline, load_batch, run_pipeline
+from services.curation.pipeline_store import apply_pipeline, latest_verdicts
 from tests.explore_data import insert_run
 
 

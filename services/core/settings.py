@@ -1,0 +1,36 @@
+"""Every ``STUDIO_*`` environment variable the studio reads, with its default and what it does.
+
+Read them through :func:`get` (or the typed helpers) so that one place lists them all; the README's
+table is generated from :data:`SETTINGS` by ``python -m services settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from services.core.paths import DATA_DIR
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+
+SETTINGS: dict[str, Setting] = {s.name: s for s in (
+    Setting("STUDIO_DB", str(DATA_DIR / "studio.duckdb"), "the DuckDB file that holds everything (a CLI's --db overrides it)"),
+    Setting("STUDIO_EMBEDDER", "full", "the default embedder on Explore and Compare Filters: full, static, fake, or a sentence-transformers path"),
+    Setting("STUDIO_WARMUP", "1", "0 turns off the background warm-up of the embedder and UMAP at start"),
+)}
+
+
+def get(name: str) -> str:
+    """The variable's value, or its default when unset or empty."""
+    return os.environ.get(name) or SETTINGS[name].default
+
+
+def flag(name: str) -> bool:
+    """A yes/no setting: anything but 0, false, no or off is yes."""
+    return get(name).strip().lower() not in ("0", "false", "no", "off")

@@ -1,0 +1,35 @@
+"""The catalog of imported datasets: list them, delete one (its rows go with it)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from services.core.sql_text import quote_ident, quote_literal
+
+
+
+def list_datasets(store: Any) -> pd.DataFrame:
+    return store.query_df(
+        "SELECT dataset_id, name, purpose, n_rows, n_failed, text_column, attribute_columns, source, created_at"
+        " FROM datasets ORDER BY created_at DESC"
+    )
+
+
+def delete_dataset(store: Any, dataset_id: str) -> None:
+    with store.write() as cur:
+        cur.execute("DELETE FROM dataset_rows WHERE dataset_id = ?", [dataset_id])
+        cur.execute("DELETE FROM datasets WHERE dataset_id = ?", [dataset_id])

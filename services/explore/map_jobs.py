@@ -1,0 +1,216 @@
+"""Building a map in the background: load items, embed (cached), PCA preview, UMAP, clusters.
+
+A ``MapJobs`` registry (one per process, built by resources.get_map_jobs) runs one map at a
+time in a worker thread, so a click on any widget never kills it. The page submits a
+``MapRequest`` and polls the returned ``MapJob`` (stage, fraction, preview) from an
+``st.fragment(run_every=...)``; a finished job keeps its ``MapData`` in memory, so changing the
+colour, the hover or the selection reads it without touching the database or recomputing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from services.core.hashing import text_hash
+from services.core.store import Store
+from services.explore.embedders import Embedder
+from services.explore.embedding_store import embed_texts
+from services.explore.items import ItemSet, combine, load_dataset, load_runs, usable
+from services.explore.projection import ClusterParams, LayoutParams, cluster, default_min_cluster_size, pca_layout, project
+
+EMBED_CHUNK = 512  # texts per cache round-trip; the preview refreshes after each
+
+
+@dataclass(frozen=True)
+class MapRequest:
+    """What to map: runs and/or a dataset, optionally a reference dataset for coverage."""
+
+    run_ids: tuple[str, ...] = ()
+    dataset_id: str | None = None
+    reference_id: str | None = None
+    layout: LayoutParams = LayoutParams()
+    min_cluster_size: int | None = None  # None: chosen from the number of points
+    min_samples: int | None = None
+
+    def key(self, embedder_name: str, version: str) -> str:
+        body = json.dumps([asdict(self), embedder_name, version], sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()[:20]
+
+
+@dataclass
+class MapData:
+    """Everything the Explore page shows for one map, aligned row by row with ``items.frame``."""
+
+    items: ItemSet
+    vectors: np.ndarray
+    pca: np.ndarray
+    xy: np.ndarray | None = None  # UMAP layout once computed
+    labels: np.ndarray | None = None
+    projection_id: str | None = None
+    clustering_id: str | None = None
+    model: str = ""
+    notes: list[str] = field(default_factory=list)
+    cluster_params: ClusterParams | None = None
+
+    @property
+    def layout(self) -> np.ndarray:
+        return self.xy if self.xy is not None else self.pca
+
+
+@dataclass
+class MapJob:
+    key: str
+    stage: str = "queued"
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    preview: MapData | None = None
+    result: MapData | None = None
+    error: str | None = None
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    _event: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def running(self) -> bool:
+        return not self._event.is_set()
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._event.wait(timeout)
+
+    def report(self, stage: str, done: int = 0, total: int = 0, message: str = "") -> None:
+        self.stage, self.done, self.total, self.message = stage, done, total, message
+
+
+class MapJobs:
+    """A small registry of map jobs: one worker thread, results kept for the latest ``keep`` maps."""
+
+    def __init__(self, keep: int = 6) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="map-job")
+        self._jobs: OrderedDict[str, MapJob] = OrderedDict()
+        self._lock = threading.Lock()
+        self.keep = keep
+
+    def get(self, key: str) -> MapJob | None:
+        with self._lock:
+            return self._jobs.get(key)
+
+    def submit(self, key: str, fn: Callable[[MapJob], MapData]) -> MapJob:
+        """Start ``fn(job)`` unless a job with this key exists (running or finished without error)."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and job.error is None:
+                self._jobs.move_to_end(key)
+                return job
+            job = MapJob(key=key)
+            self._jobs[key] = job
+            self._evict()
+        self._pool.submit(self._run, job, fn)
+        return job
+
+    def _evict(self) -> None:
+        finished = [k for k, j in self._jobs.items() if not j.running]
+        while len(self._jobs) > self.keep and finished:
+            self._jobs.pop(finished.pop(0), None)
+
+    @staticmethod
+    def _run(job: MapJob, fn: Callable[[MapJob], MapData]) -> None:
+        try:
+            job.result = fn(job)
+            job.report("done", job.total, job.total)
+        except Exception as exc:  # shown to the user as a message, never a traceback
+            job.error = f"{type(exc).__name__}: {exc}"
+            job.report("failed", message=job.error)
+        finally:
+            job.finished = time.monotonic()
+            job._event.set()
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- the map pipeline ----------------------------------------------------------------------
+
+
+def load_items(store: Store, request: MapRequest) -> tuple[ItemSet, list[str]]:
+    """The items of a request (empty texts removed), and notes on what was left out."""
+    parts = []
+    if request.run_ids:
+        parts.append(load_runs(store, list(request.run_ids)))
+    if request.dataset_id:
+        parts.append(load_dataset(store, request.dataset_id))
+    if request.reference_id and request.reference_id != request.dataset_id:
+        ref = load_dataset(store, request.reference_id)
+        ref.frame["source"] = "reference:" + ref.frame["source"].astype(str).str.removeprefix("dataset:")
+        parts.append(ref)
+    checked = usable(combine(*parts))
+    return checked.items, checked.notes
+
+
+def source_version(store: Store, request: MapRequest) -> str:
+    """A cheap fingerprint of the request's rows (counts and newest timestamps), so a run that
+    grows gets a new map while an unchanged one reuses its job."""
+    row = store.query(
+        """SELECT (SELECT count(*) || '/' || coalesce(max(created_at)::VARCHAR, '') FROM samples
+                   WHERE run_id IN (SELECT unnest(?::VARCHAR[])) AND step = 'output' AND error IS NULL),
+                  (SELECT count(*) FROM dataset_rows WHERE dataset_id IN (SELECT unnest(?::VARCHAR[])))""",
+        [list(request.run_ids), [d for d in (request.dataset_id, request.reference_id) if d]],
+    )[0]
+    return f"{row[0]}|{row[1]}"
+
+
+def build_map(store: Store, embedder: Embedder, request: MapRequest, job: MapJob | None = None) -> MapData:
+    """Load, embed (cache first), PCA preview, UMAP and HDBSCAN (cached). Reports to ``job``."""
+    job = job or MapJob(key="inline")
+    job.report("loading")
+    items, notes = load_items(store, request)
+    texts = items.texts
+    n = len(texts)
+    hashes = [text_hash(t) for t in texts]
+    parts: list[np.ndarray] = []
+    job.report("embedding", 0, n, f"embedding {n} texts with {embedder.name}")
+    for start in range(0, n, EMBED_CHUNK):
+        base = start
+
+        def progress(done: int, total: int, base: int = base) -> None:
+            job.report("embedding", base + done, n, f"embedding {n} texts with {embedder.name}")
+
+        parts.append(embed_texts(store, embedder, texts[start : start + EMBED_CHUNK], progress=progress))
+        got = np.concatenate(parts)
+        sub = ItemSet(frame=items.frame.iloc[: len(got)], dimensions=items.dimensions, label=items.label)
+        job.preview = MapData(items=sub, vectors=got, pca=pca_layout(got), model=embedder.name, notes=notes)
+    vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    data = MapData(items=items, vectors=vectors, pca=pca_layout(vectors), model=embedder.name, notes=list(notes))
+    job.preview = data
+    if n < 3:
+        data.notes.append(f"{n} text(s): too few for a map, clusters or most metrics (need at least 3).")
+        return data
+    ids = items.ids
+    job.report("umap", n, n, f"UMAP on {n} points")
+    data.projection_id, data.xy = project(store, vectors, ids, hashes, embedder.name, "umap", request.layout)
+    size = request.min_cluster_size or default_min_cluster_size(n)
+    data.cluster_params = ClusterParams(min_cluster_size=size, min_samples=request.min_samples)
+    job.report("clusters", n, n, "HDBSCAN clusters")
+    data.clustering_id, data.labels = cluster(store, data.projection_id, data.xy, ids, data.cluster_params)
+    if n < 10:
+        data.notes.append(f"{n} texts: the layout is a PCA projection (UMAP needs at least 10 points).")
+    return data
+
+
+def start_map(jobs: MapJobs, store: Store, embedder: Embedder, request: MapRequest) -> MapJob:
+    """Submit (or find) the job for this request, keyed by its parameters and data version."""
+    key = request.key(embedder.name, source_version(store, request))
+    return jobs.submit(key, lambda job: build_map(store, embedder, request, job))

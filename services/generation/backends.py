@@ -1,0 +1,227 @@
+"""Backends: everything speaks the OpenAI protocol through one async client code path.
+
+A backend is a base_url + model (+ a key taken from the environment or st.secrets by the
+caller). Keys live only in memory: ``BackendConfig`` never serialises its key and its repr
+hides it, so it cannot leak into the database, logs or exports by accident.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import httpx2
+import openai
+from openai import AsyncOpenAI
+
+LOCAL = "local"
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    label: str
+    base_url: str
+    model: str
+    key_env: str | None = None  # environment variable / secret name holding the key
+    needs_key: bool = False
+    note: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in [
+        Preset(LOCAL, "Built-in local model (offline)", "", "SmolLM2-135M-Instruct",
+               note="SmolLM2-135M via llama.cpp on this machine: for demos and smoke tests only."),
+        Preset("openai", "OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY", True),
+        Preset("vllm", "vLLM", "http://127.0.0.1:8000/v1", "", "VLLM_API_KEY"),
+        Preset("ollama", "Ollama", "http://127.0.0.1:11434/v1", "llama3.2"),
+        Preset("llamacpp", "llama.cpp server", "http://127.0.0.1:8080/v1", "default", "LLAMACPP_API_KEY"),
+        Preset("custom", "Custom (any base_url)", "http://127.0.0.1:8000/v1", "", "OPENAI_API_KEY"),
+    ]
+}
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Where to send requests. ``api_key`` is held in memory only (excluded from repr)."""
+
+    preset: str
+    base_url: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 60.0
+    max_retries: int = 2
+
+    def public(self) -> dict[str, Any]:
+        """What may be stored or shown: everything except the key."""
+        return {"preset": self.preset, "base_url": self.base_url, "model": self.model,
+                "timeout_s": self.timeout_s, "max_retries": self.max_retries}
+
+    def with_base_url(self, base_url: str) -> BackendConfig:
+        return replace(self, base_url=base_url)
+
+
+def key_from(preset: Preset, secrets: dict[str, Any] | None = None) -> str | None:
+    """The key for a preset from st.secrets (passed in by the page) or the environment."""
+    if not preset.key_env:
+        return None
+    if secrets and secrets.get(preset.key_env):
+        return str(secrets[preset.key_env])
+    return os.environ.get(preset.key_env) or None
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    finish_reason: str | None
+    latency_ms: float
+
+
+class ChatBackend(Protocol):
+    """A chat backend: one request, one completion. Retries and timeouts are its own."""
+
+    model: str
+
+    async def complete(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+class _QuotaAwareClient(AsyncOpenAI):
+    # The client retries every 429; a 429 with insufficient_quota will never succeed, so it
+    # must not be retried: the runner stops the run instead.
+    def _should_retry(self, response: httpx2.Response) -> bool:  # type: ignore[override]
+        if response.status_code == 429 and is_quota_body(_safe_text(response)):
+            return False
+        return super()._should_retry(response)
+
+
+def _safe_text(response: httpx2.Response) -> str:
+    try:
+        return response.text
+    except httpx2.ResponseNotRead:
+        return ""
+
+
+def is_quota_body(text: str) -> bool:
+    return "insufficient_quota" in (text or "")
+
+
+def is_quota_error(exc: BaseException) -> bool:
+    if not isinstance(exc, openai.RateLimitError):
+        return False
+    body = exc.body if isinstance(exc.body, dict) else {}
+    code = body.get("code") or (body.get("error") or {}).get("code") if isinstance(body, dict) else None
+    return code == "insufficient_quota" or is_quota_body(str(exc))
+
+
+def make_client(cfg: BackendConfig, *, max_connections: int = 100) -> AsyncOpenAI:
+    # Local servers want no key, but the client insists on one: send a placeholder.
+    return _QuotaAwareClient(
+        base_url=cfg.base_url,
+        api_key=cfg.api_key or "not-needed",
+        timeout=httpx2.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
+        max_retries=cfg.max_retries,
+        http_client=httpx2.AsyncClient(limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)),
+    )
+
+
+class OpenAIBackend:
+    """The one code path: AsyncOpenAI chat completions against any base_url."""
+
+    def __init__(self, cfg: BackendConfig, *, max_connections: int = 100):
+        self.cfg = cfg
+        self.model = cfg.model
+        self.client = make_client(cfg, max_connections=max_connections)
+
+    async def complete(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
+        t0 = time.perf_counter()
+        resp = await self.client.chat.completions.create(model=self.model, messages=messages, **params)
+        latency = (time.perf_counter() - t0) * 1000
+        if not getattr(resp, "choices", None):
+            raise ValueError(f"the backend returned no choices: {str(resp)[:200]!r}")
+        choice = resp.choices[0]
+        usage = getattr(resp, "usage", None)
+        return Completion(
+            text=choice.message.content or "",
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+            finish_reason=choice.finish_reason,
+            latency_ms=latency,
+        )
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def request_params(temperature: float, top_p: float, max_tokens: int, seed: int | None) -> dict[str, Any]:
+    """Model parameters for one request. Never ``n``: llama.cpp ignores n > 1, so samples are separate requests."""
+    params: dict[str, Any] = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
+    if seed is not None:
+        params["seed"] = seed
+    return params
+
+
+def describe_error(exc: BaseException, base_url: str = "") -> str:
+    """An error in plain words a user can act on."""
+    where = f" at {base_url}" if base_url else ""
+    if isinstance(exc, openai.APITimeoutError):
+        return f"Timed out: the backend{where} did not answer in time."
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        text = f"{cause!r} {exc}".lower()
+        if "refused" in text or "connecterror" in text:
+            return f"Connection refused: nothing is listening{where}. Is the server running and the port right?"
+        return f"Could not connect{where}: {exc} ({type(cause).__name__ if cause else 'no detail'})."
+    if isinstance(exc, openai.AuthenticationError):
+        return "Unauthorised (HTTP 401): the API key is missing or wrong. Set it in the environment or st.secrets."
+    if isinstance(exc, openai.PermissionDeniedError):
+        return "Forbidden (HTTP 403): this key may not use this model or endpoint."
+    if isinstance(exc, openai.NotFoundError):
+        return f"Not found (HTTP 404){where}: wrong path (base_url usually ends in /v1) or unknown model."
+    if is_quota_error(exc):
+        return "Out of quota (HTTP 429 insufficient_quota): add credit or use another key, then resume."
+    if isinstance(exc, openai.RateLimitError):
+        return "Rate limited (HTTP 429) even after retries: lower the concurrency or set an RPM/TPM limit."
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code} from the backend: {str(exc)[:300]}"
+    if isinstance(exc, openai.APIResponseValidationError | ValueError):
+        return f"Malformed response from the backend: {str(exc)[:300]}"
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return "Timed out: the item's deadline passed."
+    return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+@dataclass
+class ConnectionResult:
+    ok: bool
+    message: str
+    models: list[str] = field(default_factory=list)
+
+
+async def _test(cfg: BackendConfig) -> ConnectionResult:
+    client = make_client(replace(cfg, max_retries=0, timeout_s=min(cfg.timeout_s, 10.0)), max_connections=2)
+    try:
+        page = await client.models.list()
+        models = sorted(m.id for m in page.data)
+        found = not cfg.model or cfg.model in models or not models
+        msg = f"Connected: {len(models)} model(s) available."
+        if not found:
+            msg += f" Note: '{cfg.model}' is not among them."
+        return ConnectionResult(True, msg, models)
+    except Exception as exc:  # every failure becomes a sentence for the user
+        return ConnectionResult(False, describe_error(exc, cfg.base_url))
+    finally:
+        await client.close()
+
+
+def check_connection(cfg: BackendConfig) -> ConnectionResult:
+    """List the models, or say in plain words what went wrong (refused, unauthorised, wrong path, timeout)."""
+    return asyncio.run(_test(cfg))
+

@@ -1,0 +1,356 @@
+"""Executing a run: a background worker owned by the process, asyncio inside.
+
+One retry layer (the openai client's, configured in the backend), an explicit timeout per
+request and a deadline per item, a concurrency limit, RPM/TPM throttling and a budget cap.
+Samples are written as they arrive (small batches, flushed every ~0.1 s) under deterministic
+keys, so a resume generates only what is missing. A quota error (HTTP 429
+``insufficient_quota``) or a wrong key/path/model stops the run instead of failing every item.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import openai
+
+from services.core.clock import utc_now
+from services.core.store import Store
+from services.generation.backends import ChatBackend, Completion, describe_error, is_quota_error
+from services.generation.run_store import (
+    Price,
+    add_event,
+    delete_failed,
+    existing_outputs,
+    get_price,
+    get_run,
+    insert_samples,
+    mark_interrupted,
+    sample_key,
+    set_status,
+)
+from services.generation.steps import StepRenderer
+from services.recipes.plan import PlanItem
+from services.recipes.plan_store import load_plan_items
+from services.recipes.templating import TemplateProblem
+from services.recipes.version_store import load_version
+
+FLUSH_EVERY_S = 0.1
+FLUSH_ROWS = 256
+CANCEL_POLL_S = 0.05
+
+
+@dataclass
+class RunSettings:
+    concurrency: int = 4
+    rpm: int | None = None  # requests per window
+    tpm: int | None = None  # tokens per window (estimated before, as the provider does)
+    timeout_s: float = 60.0  # per request, enforced by the client
+    max_retries: int = 2  # the client's own retries
+    item_deadline_s: float | None = None  # per unit of work (one request incl. its retries)
+    window_s: float = 60.0  # throttle window (60 s = per minute; tests shorten it)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> RunSettings:
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in (data or {}).items() if k in known})
+
+
+class Throttle:
+    """Requests and tokens per sliding window; ``acquire`` waits until one more fits."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, window_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.rpm, self.tpm, self.window_s, self.clock = rpm, tpm, window_s, clock
+        self._events: deque[tuple[float, int]] = deque()
+        self._tokens = 0
+
+    def _prune(self, t: float) -> None:
+        while self._events and self._events[0][0] <= t - self.window_s:
+            self._tokens -= self._events.popleft()[1]
+
+    def try_acquire(self, tokens: int) -> float:
+        """Record the request and return 0, or return how long to wait before trying again."""
+        if self.rpm is None and self.tpm is None:
+            return 0.0
+        t = self.clock()
+        self._prune(t)
+        fits_r = self.rpm is None or len(self._events) < self.rpm
+        fits_t = self.tpm is None or not self._events or self._tokens + tokens <= self.tpm
+        if fits_r and fits_t:
+            self._events.append((t, tokens))
+            self._tokens += tokens
+            return 0.0
+        return max(0.005, self._events[0][0] + self.window_s - t)
+
+    async def acquire(self, tokens: int) -> None:
+        while (wait := self.try_acquire(tokens)) > 0:
+            await asyncio.sleep(min(wait, 0.25))
+
+
+class RunStop(Exception):
+    """Stop the whole run (quota, unauthorised, wrong path or model)."""
+
+
+@dataclass
+class Outcome:
+    status: str
+    message: str | None = None
+    generated: int = 0
+    failed: int = 0
+    cost_usd: float = 0.0
+
+
+def estimate_tokens(messages: list[dict[str, str]], max_tokens: int) -> int:
+    return sum(len(m.get("content", "")) for m in messages) // 4 + max_tokens
+
+
+@dataclass
+class _State:
+    generated: int = 0
+    failed: int = 0
+    spent: float = 0.0
+    stop: str | None = None  # why no new work is started
+    stop_status: str = "failed"
+    buffer: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: threading.Event | None = None) -> Outcome:
+    """Generate every missing sample of a run; returns how it ended (also written to the run)."""
+    cancel = cancel or threading.Event()
+    run = get_run(store, run_id)
+    settings = RunSettings.from_json(run.settings)
+    recipe = load_version(store, run.recipe_hash)
+    items = load_plan_items(store, run.plan_id, limit=run.item_limit)
+    renderer = StepRenderer(recipe)
+    price = get_price(store, run.model) or Price()
+    retried = delete_failed(store, run_id)
+    have = existing_outputs(store, run_id)
+    st = _State(spent=float(store.scalar("SELECT coalesce(sum(cost_usd), 0) FROM samples WHERE run_id = ?", [run_id])))
+    units = [(it, s) for it in items for s in range(run.samples_per_item)
+             if sample_key(run_id, it.key, s, "output") not in have]
+    set_status(store, run_id, "running", started=True)
+    add_event(store, run_id, "started", f"{len(units)} sample(s) to generate" + (f", retrying {retried} failed" if retried else "")
+              + f"; concurrency {settings.concurrency}")
+    throttle = Throttle(settings.rpm, settings.tpm, settings.window_s)
+    budget = run.budget_usd
+    if budget is not None and st.spent >= budget:
+        st.stop, st.stop_status = f"The budget cap (${budget:.4f}) was already reached.", "cancelled"
+    queue = iter(units)
+
+    def row(item: PlanItem, s: int, step: str, msgs: list[dict[str, str]], params: dict[str, Any], res: Completion | None,
+            error: str | None, latency_ms: float | None) -> dict[str, Any]:
+        return {
+            "sample_key": sample_key(run_id, item.key, s, step), "run_id": run_id, "plan_id": run.plan_id,
+            "item_idx": item.index, "item_key": item.key, "sample_idx": s, "step": step, "recipe_hash": run.recipe_hash,
+            "condition": item.condition, "demo_ids": item.demo_ids, "messages": json.dumps(msgs, ensure_ascii=False),
+            "text": res.text if res else None, "model": run.model, "params": json.dumps(params),
+            "prompt_tokens": res.prompt_tokens if res else None, "completion_tokens": res.completion_tokens if res else None,
+            "latency_ms": latency_ms, "cost_usd": price.cost(res.prompt_tokens, res.completion_tokens) if res else None,
+            "finish_reason": res.finish_reason if res else None, "error": error, "attempts": 1, "created_at": utc_now(),
+        }
+
+    async def call(msgs: list[dict[str, str]], params: dict[str, Any]) -> tuple[Completion | None, str | None, float]:
+        await throttle.acquire(estimate_tokens(msgs, params.get("max_tokens", 256)))
+        t0 = time.perf_counter()
+        try:
+            coro = backend.complete(msgs, params)
+            res = await (asyncio.wait_for(coro, settings.item_deadline_s) if settings.item_deadline_s else coro)
+            return res, None, res.latency_ms
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_quota_error(exc) or isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError):
+                raise RunStop(describe_error(exc, run.base_url or "")) from exc
+            return None, describe_error(exc, run.base_url or ""), (time.perf_counter() - t0) * 1000
+
+    async def do_unit(item: PlanItem, s: int) -> None:
+        params = dict(run.params)
+        if params.get("seed") is not None and s:
+            params["seed"] = int(params["seed"]) + s  # same seed would repeat the first sample
+        outputs: dict[str, str] = {}
+        for step in renderer.step_names:
+            key = sample_key(run_id, item.key, s, step)
+            if key in have:  # generated before an interruption: never paid twice
+                outputs[step] = have[key]
+                continue
+            try:
+                msgs = renderer.messages(step, item, outputs)
+            except TemplateProblem as exc:
+                st.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}': {exc}", None))
+                st.failed += 1
+                return
+            res, err, lat = await call(msgs, params)
+            st.buffer.append(row(item, s, step, msgs, params, res, err, lat))
+            if res is None:
+                st.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}' failed: {err}", None))
+                st.failed += 1
+                return
+            st.spent += price.cost(res.prompt_tokens, res.completion_tokens)
+            outputs[step] = res.text
+        try:
+            msgs = renderer.messages("output", item, outputs)
+        except TemplateProblem as exc:
+            st.buffer.append(row(item, s, "output", item.messages, params, None, str(exc), None))
+            st.failed += 1
+            return
+        res, err, lat = await call(msgs, params)
+        st.buffer.append(row(item, s, "output", msgs, params, res, err, lat))
+        if res is None:
+            st.failed += 1
+        else:
+            st.generated += 1
+            st.spent += price.cost(res.prompt_tokens, res.completion_tokens)
+        if budget is not None and st.spent >= budget and st.stop is None:
+            st.stop, st.stop_status = f"Stopped at the budget cap: ${st.spent:.4f} spent of ${budget:.4f}.", "cancelled"
+
+    async def worker() -> None:
+        while st.stop is None:
+            unit = next(queue, None)
+            if unit is None:
+                return
+            try:
+                await do_unit(*unit)
+            except RunStop as exc:
+                if st.stop is None:
+                    st.stop, st.stop_status = str(exc), "failed"
+
+    async def flush() -> None:
+        batch, st.buffer = st.buffer, []
+        if batch:
+            await asyncio.to_thread(insert_samples, store, batch)
+
+    writer_stop = asyncio.Event()
+
+    async def flusher() -> None:
+        # Never cancelled mid-write: it stops when asked, after its current flush.
+        while not writer_stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(writer_stop.wait(), FLUSH_EVERY_S)
+            await flush()
+
+    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, settings.concurrency))]
+    writer = asyncio.ensure_future(flusher())
+    all_done = asyncio.ensure_future(asyncio.gather(*workers, return_exceptions=True))
+    cancelled = False
+    try:
+        while not all_done.done():
+            if cancel.is_set():
+                cancelled = True
+                for w in workers:
+                    w.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await all_done
+                break
+            await asyncio.wait([all_done], timeout=CANCEL_POLL_S)
+        errors = [r for r in (all_done.result() if not cancelled else []) if isinstance(r, BaseException)]
+    finally:
+        writer_stop.set()
+        await writer
+        await flush()
+    if errors:
+        raise errors[0]
+    if cancelled:
+        outcome = Outcome("cancelled", "Cancelled by the user. Resume to generate what is missing.")
+    elif st.stop is not None:
+        outcome = Outcome(st.stop_status, st.stop)
+    else:
+        outcome = Outcome("finished", None)
+    outcome.generated, outcome.failed, outcome.cost_usd = st.generated, st.failed, st.spent
+    set_status(store, run_id, outcome.status, outcome.message, finished=True)
+    add_event(store, run_id, outcome.status, outcome.message or f"{st.generated} generated, {st.failed} failed")
+    with contextlib.suppress(Exception):  # best effort: DuckDB refuses while other transactions are open
+        store.checkpoint()
+    return outcome
+
+
+def run_blocking(store: Store, run_id: str, backend_factory: Callable[[], ChatBackend], cancel: threading.Event | None = None) -> Outcome:
+    """Run to the end in this thread (the CLI and the worker thread use it)."""
+
+    async def main() -> Outcome:
+        backend = await asyncio.to_thread(backend_factory)
+        try:
+            return await execute_run(store, run_id, backend, cancel)
+        finally:
+            await backend.aclose()
+
+    try:
+        return asyncio.run(main())
+    except Exception as exc:  # the worker must leave the run in a truthful state
+        message = describe_error(exc)
+        with contextlib.suppress(Exception):
+            set_status(store, run_id, "failed", message, finished=True)
+            add_event(store, run_id, "failed", message)
+        return Outcome("failed", message)
+
+
+@dataclass
+class Job:
+    run_id: str
+    thread: threading.Thread
+    cancel: threading.Event
+    outcome: Outcome | None = None
+
+
+class JobManager:
+    """The process's background workers: one thread per active run, survives page reruns."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+        # Only this process opens the file, so any run still 'running' has lost its worker.
+        self.interrupted_at_start = mark_interrupted(store)
+
+    def start(self, run_id: str, backend_factory: Callable[[], ChatBackend]) -> Job:
+        with self._lock:
+            job = self._jobs.get(run_id)
+            if job and job.thread.is_alive():
+                raise RuntimeError(f"run {run_id} is already running")
+            set_status(self.store, run_id, "running", started=True)
+            cancel = threading.Event()
+            job = Job(run_id, threading.Thread(target=lambda: None, daemon=True), cancel)
+
+            def target() -> None:
+                job.outcome = run_blocking(self.store, run_id, backend_factory, cancel)
+
+            job.thread = threading.Thread(target=target, name=f"run-{run_id}", daemon=True)
+            self._jobs[run_id] = job
+            job.thread.start()
+            return job
+
+    def cancel(self, run_id: str) -> bool:
+        job = self._jobs.get(run_id)
+        if job is None or not job.thread.is_alive():
+            return False
+        job.cancel.set()
+        return True
+
+    def is_active(self, run_id: str) -> bool:
+        job = self._jobs.get(run_id)
+        return bool(job and job.thread.is_alive())
+
+    def active_runs(self) -> list[str]:
+        return [r for r, j in self._jobs.items() if j.thread.is_alive()]
+
+    def wait(self, run_id: str, timeout: float | None = None) -> Outcome | None:
+        job = self._jobs.get(run_id)
+        if job is None:
+            return None
+        job.thread.join(timeout)
+        return job.outcome
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        for job in list(self._jobs.values()):
+            job.cancel.set()
+        for job in list(self._jobs.values()):
+            job.thread.join(timeout)

@@ -1,0 +1,140 @@
+"""Plans: the list of items to generate, each with its condition, demos, rendered messages and key.
+
+A plan is deterministic in its recipe version (the recipe includes its sampling seed), so the
+same recipe always gives the same items and keys: reruns and resumes never duplicate work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.recipes.demonstrations import DemoPicker
+from services.recipes.recipe import Demo, Recipe
+from services.recipes.sampling import Condition, plan_size, sample_conditions
+from services.recipes.templating import CompiledTemplate, TemplateProblem, compile_template, render
+
+# Bump when the planner's output for a given recipe changes.
+PLANNER_VERSION = 1
+_PER_ITEM_VARS = frozenset({"demos", "index", "condition", "steps"})
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    index: int
+    key: str
+    condition: Condition
+    demo_ids: list[str]
+    messages: list[dict[str, str]]
+
+
+@dataclass
+class Plan:
+    plan_id: str
+    recipe_hash: str
+    strategy: str
+    seed: int
+    n_cells: int
+    items: list[PlanItem] = field(default_factory=list)
+
+
+def item_key(recipe_hash: str, index: int, condition: Condition, demo_ids: list[str]) -> str:
+    """Deterministic key of a plan item: recipe version (incl. seed), index, condition, demos."""
+    # Control characters as separators: unambiguous for any text, cheaper than JSON.
+    cond = "\x1f".join(f"{k}\x1d{v}" for k, v in sorted(condition.items()))
+    payload = f"{recipe_hash}\x1e{index}\x1e{cond}\x1e" + "\x1f".join(demo_ids)
+    return hashlib.blake2b(payload.encode(), digest_size=10).hexdigest()
+
+
+def plan_id_for(recipe_hash: str) -> str:
+    return f"{recipe_hash}-v{PLANNER_VERSION}"
+
+
+class MessageRenderer:
+    """Renders a recipe's system and user templates for a condition, caching pure renders.
+
+    A template that reads only dimensions (not demos or the index) gives the same text for
+    the same values, so its renders are memoised by those values.
+    """
+
+    def __init__(self, recipe: Recipe, system_template: str | None = None, user_template: str | None = None):
+        self.recipe = recipe
+        self.templates: list[tuple[str, CompiledTemplate]] = []
+        for role, src, name in (
+            ("system", recipe.system_template if system_template is None else system_template, "system"),
+            ("user", recipe.user_template if user_template is None else user_template, "user"),
+        ):
+            if src.strip():
+                self.templates.append((role, compile_template(src, name)))
+        self._caches: list[dict[tuple, str] | None] = [
+            None if (t.variables & _PER_ITEM_VARS or "random" in t.source) else {} for _, t in self.templates
+        ]
+        self._keys = [tuple(sorted(t.variables)) for _, t in self.templates]
+
+    def context(self, condition: Condition, demos: list[Demo], index: int, steps: dict[str, str] | None = None) -> dict[str, Any]:
+        ctx: dict[str, Any] = {"task": self.recipe.task, **condition, "condition": condition, "index": index}
+        ctx["demos"] = [{"id": d.id, "text": d.text, **d.attributes} for d in demos]
+        if steps is not None:
+            ctx["steps"] = steps
+        return ctx
+
+    def messages(self, condition: Condition, demos: list[Demo], index: int, steps: dict[str, str] | None = None) -> list[dict[str, str]]:
+        ctx = None
+        out = []
+        for n, (role, tpl) in enumerate(self.templates):
+            cache = self._caches[n]
+            if cache is not None:
+                key = tuple(condition.get(v, "\0" if v != "task" else "") for v in self._keys[n])
+                text = cache.get(key)
+                if text is None:
+                    ctx = ctx or self.context(condition, demos, index, steps)
+                    text = cache[key] = render(tpl, ctx)
+            else:
+                ctx = ctx or self.context(condition, demos, index, steps)
+                text = render(tpl, ctx)
+            out.append({"role": role, "content": text})
+        return out
+
+
+def make_plan(recipe: Recipe, limit: int | None = None) -> Plan:
+    """Sample conditions, pick demos and render messages; the first ``limit`` items if given."""
+    rhash = recipe.content_hash()
+    conditions = sample_conditions(recipe, limit)
+    picker = DemoPicker(recipe.demos)
+    renderer = MessageRenderer(recipe)
+    # Demos use their own stream so changing k never changes the sampled conditions.
+    rng = random.Random(f"demos:{recipe.sampling.seed}")
+    items = []
+    # Multi-step recipes: the final template may read steps.<name>; the plan shows placeholders
+    # (the runner renders the real messages once the earlier steps have answered).
+    placeholders = {s.name: f"<output of step {s.name}>" for s in recipe.steps} or None
+    for i, cond in enumerate(conditions):
+        demos = picker.pick(rng, cond)
+        ids = [d.id for d in demos]
+        try:
+            msgs = renderer.messages(cond, demos, i, placeholders)
+        except TemplateProblem as exc:
+            raise TemplateProblem(exc.template_name, f"{exc.message} (item {i}, condition {cond})", exc.line) from None
+        items.append(PlanItem(i, item_key(rhash, i, cond, ids), cond, ids, msgs))
+    size = plan_size(recipe)
+    return Plan(plan_id_for(rhash), rhash, recipe.sampling.strategy, recipe.sampling.seed, size.cells, items)
+
+
+def template_report(recipe: Recipe) -> dict[str, dict[str, Any]]:
+    """Per template: the variables it uses and which of them nothing provides."""
+    provided = {d.name for d in recipe.dimensions} | {"task", "demos", "condition", "index"}
+    if recipe.steps:
+        provided.add("steps")
+    report = {}
+    templates = {"system": recipe.system_template, "user": recipe.user_template}
+    templates.update({f"step {s.name} (system)": s.system_template for s in recipe.steps if s.system_template})
+    templates.update({f"step {s.name} (user)": s.user_template for s in recipe.steps})
+    for name, src in templates.items():
+        try:
+            used = sorted(compile_template(src, name).variables)
+            report[name] = {"variables": used, "unprovided": [v for v in used if v not in provided], "error": None}
+        except TemplateProblem as exc:
+            report[name] = {"variables": [], "unprovided": [], "error": str(exc)}
+    return report

@@ -1,0 +1,154 @@
+"""Reading dimension values and demonstrations from pasted text and uploaded files.
+
+Every parse returns what it could read plus a list of problems with line numbers, so a
+bad line is reported and the good ones are kept.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from services.recipes.recipe import Demo, Value
+
+SUPPORTED = (".txt", ".csv", ".jsonl")
+
+
+class UploadError(ValueError):
+    """A file that cannot be read at all (wrong format, encoding, or empty)."""
+
+
+@dataclass
+class Parsed:
+    values: list = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def decode_text(data: bytes, filename: str = "file") -> str:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UploadError(
+            f"{filename} is not UTF-8 text (byte {data[exc.start]:#04x} at position {exc.start}); save it as UTF-8 and upload again"
+        ) from None
+    if "\x00" in text:
+        raise UploadError(f"{filename} looks like a binary file, not text")
+    if not text.strip():
+        raise UploadError(f"{filename} is empty")
+    return text
+
+
+def parse_value_lines(text: str) -> Parsed:
+    """One value per line, optionally ``value | weight``. Blank lines are skipped."""
+    out = Parsed()
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        value, sep, weight = line.rpartition("|") if "|" in line else (line, "", "")
+        if not sep:
+            out.values.append(Value(text=line.strip()))
+            continue
+        try:
+            w = float(weight)
+        except ValueError:
+            out.problems.append(f"line {n}: weight {weight.strip()!r} is not a number")
+            continue
+        out.values.append(Value(text=value.strip(), weight=w))
+    return out
+
+
+def format_value_lines(values: list[Value]) -> str:
+    return "\n".join(v.text if v.weight == 1.0 else f"{v.text} | {v.weight:g}" for v in values)
+
+
+def parse_values_file(filename: str, data: bytes) -> Parsed:
+    """Values from a .txt (one per line), .csv (column 'value' or the first; optional 'weight') or .jsonl file."""
+    suffix = PurePath(filename).suffix.lower()
+    if suffix not in SUPPORTED:
+        raise UploadError(f"{filename}: unsupported file type {suffix or '(none)'}; use {', '.join(SUPPORTED)}")
+    text = decode_text(data, filename)
+    if suffix == ".txt":
+        return parse_value_lines(text)
+    out = Parsed()
+    if suffix == ".csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        header = [h.strip().lower() for h in rows[0]]
+        has_header = "value" in header or "text" in header
+        col = header.index("value") if "value" in header else header.index("text") if "text" in header else 0
+        wcol = header.index("weight") if "weight" in header else None
+        for n, row in enumerate(rows[1:] if has_header else rows, 2 if has_header else 1):
+            if not row or not any(c.strip() for c in row):
+                continue
+            if col >= len(row):
+                out.problems.append(f"line {n}: has {len(row)} columns, expected at least {col + 1}")
+                continue
+            _append(out, n, row[col], row[wcol] if wcol is not None and wcol < len(row) else None)
+        return out
+    for n, obj in _json_lines(text, out):
+        if isinstance(obj, str | int | float) and not isinstance(obj, bool):
+            _append(out, n, str(obj), None)
+        elif isinstance(obj, dict) and ("value" in obj or "text" in obj):
+            _append(out, n, str(obj.get("value", obj.get("text"))), obj.get("weight"))
+        else:
+            out.problems.append(f"line {n}: expected a string or an object with a 'value' field")
+    return out
+
+
+def _json_lines(text: str, out: Parsed):
+    """(line number, parsed value) for each non-blank JSON line; bad lines go to out.problems."""
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield n, json.loads(line)
+        except json.JSONDecodeError as exc:
+            out.problems.append(f"line {n}: invalid JSON ({exc.msg})")
+
+
+def _append(out: Parsed, n: int, text: str, weight) -> None:
+    if weight in (None, ""):
+        out.values.append(Value(text=text.strip()))
+        return
+    try:
+        out.values.append(Value(text=text.strip(), weight=float(weight)))
+    except (TypeError, ValueError):
+        out.problems.append(f"line {n}: weight {weight!r} is not a number")
+
+
+def parse_demos(filename: str, data: bytes | str, text_field: str = "text") -> Parsed:
+    """Demonstrations from .txt (one per line), .csv or .jsonl (a text column; other columns become attributes)."""
+    suffix = PurePath(filename).suffix.lower()
+    if suffix not in SUPPORTED:
+        raise UploadError(f"{filename}: unsupported file type {suffix or '(none)'}; use {', '.join(SUPPORTED)}")
+    text = decode_text(data, filename) if isinstance(data, bytes) else data
+    out = Parsed()
+    records: list[tuple[int, dict]] = []
+    if suffix == ".txt":
+        records = [(n, {text_field: line.strip()}) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    elif suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or text_field not in reader.fieldnames:
+            raise UploadError(f"{filename}: no '{text_field}' column (columns: {', '.join(reader.fieldnames or [])})")
+        for n, row in enumerate(reader, 2):
+            if None in row:
+                out.problems.append(f"line {n}: more fields than the header has")
+                continue
+            records.append((n, row))
+    else:
+        for n, obj in _json_lines(text, out):
+            if not isinstance(obj, dict):
+                out.problems.append(f"line {n}: expected a JSON object")
+                continue
+            records.append((n, obj))
+    for n, rec in records:
+        body = rec.get(text_field)
+        if body is None or not str(body).strip():
+            out.problems.append(f"line {n}: no '{text_field}'")
+            continue
+        demo_id = str(rec.get("id") or f"demo-{n}")
+        attrs = {k: str(v) for k, v in rec.items() if k not in (text_field, "id") and v is not None}
+        out.values.append(Demo(id=demo_id, text=str(body), attributes=attrs))
+    return out
