@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components.flash import flash, show_flash
 from resources import get_local_server, get_store
 from services.core import settings
 from services.core.overview import overview
 from services.demo.recipe_files import demo_available
-from services.generation.backends import PRESETS, key_from
+from services.generation.presets import PRESETS, key_from
 
 store = get_store()
 
@@ -38,14 +39,13 @@ with left:
 
             with st.spinner("Loading the demo…"):
                 report = load_demo(store)
-            st.session_state["home_demo_msg"] = (
-                "The demo is already loaded: nothing was added." if report.nothing_new else
-                f"Loaded {report.added.get('runs', 0)} runs and {report.added.get('samples', 0):,} samples. "
-                "Follow the tour below.")
+            if report.nothing_new:
+                flash("home_flash", "info", "The demo is already loaded: nothing was added.")
+            else:
+                flash("home_flash", "success", f"Loaded {report.added.get('runs', 0)} runs and "
+                      f"{report.added.get('samples', 0):,} samples. Follow the tour below.")
             st.rerun()  # the counts above change
-        msg = st.session_state.pop("home_demo_msg", None)
-        if msg:
-            (st.info if msg.startswith("The demo is already") else st.success)(msg)
+        show_flash("home_flash")
     else:
         st.caption("Demo runs are not shipped in this checkout (data/demo/ is missing); the demo recipes are still in the Prompt Builder.")
     steps = [

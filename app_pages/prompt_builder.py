@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from components import plan_view, recipe_form, versions
+from components.flash import flash, show_flash
 from resources import get_store
 from services.demo.recipe_files import demo_recipe_files, load_demo_recipe
 from services.recipes.plan import make_plan, template_report
@@ -40,9 +41,10 @@ def _import_yaml() -> None:
         return
     try:
         recipe_form.load_recipe(from_yaml(f.getvalue()), f"file {f.name}")
-        st.session_state["builder_pin_msg"] = ("success", f"Imported {f.name}.")
+        # A builder_pin_* key: load_recipe clears the form's other keys, this message survives it.
+        flash("builder_pin_flash", "success", f"Imported {f.name}.")
     except RecipeError as exc:
-        st.session_state["builder_pin_msg"] = ("error", f"{f.name} was not imported (the form is unchanged): {exc}")
+        flash("builder_pin_flash", "error", f"{f.name} was not imported (the form is unchanged): {exc}")
 
 
 with st.expander(f"Open a recipe — editing: {recipe_form.source_label()}", expanded=False, icon=":material/folder_open:"):
@@ -56,9 +58,7 @@ with st.expander(f"Open a recipe — editing: {recipe_form.source_label()}", exp
     c2.button("Open version", on_click=_load, args=("saved",), disabled=not saved)
     c3.file_uploader("Import a YAML recipe", type=["yaml", "yml"], key="builder_pin_yaml", on_change=_import_yaml)
     c3.button("New empty recipe", on_click=recipe_form.load_recipe, args=(Recipe(name="untitled"), "new recipe"))
-    msg = st.session_state.pop("builder_pin_msg", None)
-    if msg:
-        getattr(st, msg[0])(msg[1])
+    show_flash("builder_pin_flash")
 
 result = recipe_form.read_recipe()
 draft = result.recipe

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
-from components.sql_view import chart_controls, import_report, result_table, schema_browser
+from components.dataset_import import datasets_table, import_panel
+from components.flash import flash, show_flash
+from components.sql_view import chart_controls, confirm_action, result_table, schema_browser
 from resources import get_store
-from services.data.catalog import list_datasets
-from services.data.importer import import_dataset, import_upload, preview_upload
-from services.data.readers import DatasetImportError, preview_source
+from services.data.catalog import delete_dataset, list_datasets
 from services.sql import saved_query_store as saved_queries
 from services.sql.console import (
     DEFAULT_MAX_ROWS,
@@ -28,6 +30,20 @@ from services.sql.views import refresh_views
 st.title("SQL")
 store = get_store()
 refresh_views(store)  # one column per dimension in samples_wide, as of the latest runs and imports
+
+
+def _delete_query(name: str) -> None:
+    saved_queries.delete_query(store, name)
+    st.session_state.pop("sql_saved_pick", None)
+    flash("sql_query_flash", "success", f"Deleted the saved query “{name}”.")
+
+
+def _delete_dataset(dataset_id: str) -> None:
+    delete_dataset(store, dataset_id)
+    refresh_views(store)  # its attribute columns leave dataset_rows_wide
+    st.session_state.pop("sql_dataset_pick", None)
+    flash("sql_dataset_flash", "success", "Deleted the dataset and its rows.")
+
 
 query_tab, import_tab = st.tabs(["Query", "Import a dataset"])
 
@@ -53,11 +69,16 @@ with query_tab:
                 start1.info(f"{example.title}: {example.reason}.")
             elif start1.button("Use this example", key="sql_use_example"):
                 st.session_state["sql_editor"] = example.sql
-        if not saved.empty:
-            name = start2.selectbox("Saved queries", saved["name"].tolist(), index=None,
+        with start2:
+            show_flash("sql_query_flash")
+            if not saved.empty:
+                name = st.selectbox("Saved queries", saved["name"].tolist(), index=None,
                                     placeholder="Open a saved query", key="sql_saved_pick")
-            if name and start2.button("Open", key="sql_open_saved"):
-                st.session_state["sql_editor"] = saved_queries.load_query(store, name) or ""
+                if name:
+                    if st.button("Open", key="sql_open_saved"):
+                        st.session_state["sql_editor"] = saved_queries.load_query(store, name) or ""
+                    confirm_action("Delete", f"Delete the saved query “{name}”?", key="sql_saved_delete", target=name,
+                                   on_confirm=partial(_delete_query, name))
 
         sql = st.text_area("Query", key="sql_editor", height=180,
                            placeholder="SELECT run_id, count(*) FROM samples GROUP BY run_id")
@@ -112,65 +133,7 @@ with import_tab:
     st.caption("Import a dataset for audit, as a reference for coverage, or as demonstrations: CSV, JSONL, "
                "Parquet, or a folder in Hugging Face datasets layout (save_to_disk or Parquet shards). "
                "It can then be mapped on the Explore page and queried here (dataset_rows, dataset_rows_wide).")
-    source_kind = st.radio("Source", ["Upload a file", "Folder or file on this machine"], horizontal=True,
-                           key="sql_import_source")
-    upload = None
-    local_path = ""
-    if source_kind == "Upload a file":
-        upload = st.file_uploader("File", type=["csv", "tsv", "jsonl", "ndjson", "json", "parquet", "arrow"],
-                                  key="sql_import_upload")
-    else:
-        local_path = st.text_input("Path", key="sql_import_path",
-                                   placeholder="/path/to/hf_dataset_folder or /path/to/file.jsonl").strip()
-
-    preview = None
-    source_key = (upload.file_id if upload is not None else None, local_path)
-    cached = st.session_state.get("sql_import_preview")
-    if cached and cached[0] == source_key:
-        preview = cached[1]
-    elif upload is not None or local_path:
-        try:
-            if upload is not None:
-                preview = preview_upload(store, upload.name, upload.getvalue())
-            else:
-                preview = preview_source(store, local_path)
-            st.session_state["sql_import_preview"] = (source_key, preview)
-        except DatasetImportError as exc:
-            st.error(str(exc))
-
-    if preview is not None:
-        st.caption(f"Format: {preview.fmt} · first rows:")
-        st.dataframe(display_frame(preview.rows), hide_index=True, width="stretch")
-        guess = next((i for i, c in enumerate(preview.columns) if c.lower() in ("text", "sentence", "content", "output")), 0)
-        text_col = st.selectbox("Text column", preview.columns, index=guess, key="sql_import_text")
-        attr_cols = st.multiselect("Attribute columns", [c for c in preview.columns if c != text_col],
-                                   key="sql_import_attrs")
-        name1, name2 = st.columns(2)
-        default_name = upload.name.rsplit(".", 1)[0] if upload is not None else local_path.rstrip("/").rsplit("/", 1)[-1]
-        ds_name = name1.text_input("Dataset name", value=default_name, key="sql_import_name")
-        purpose = name2.selectbox("Purpose", ["audit", "reference", "demonstrations"], key="sql_import_purpose")
-        if st.button("Import", type="primary", key="sql_import_go"):
-            bar = st.progress(0.0, text="Importing…")
-
-            def on_progress(done: int, total: int | None) -> None:
-                bar.progress(min(1.0, done / total) if total else 0.0, text=f"Imported {done:,} rows…")
-
-            options = dict(text_column=text_col, attribute_columns=attr_cols, name=ds_name, purpose=purpose,
-                           progress=on_progress)
-            try:
-                if upload is not None:
-                    report = import_upload(store, upload.name, upload.getvalue(), **options)
-                else:
-                    report = import_dataset(store, local_path, **options)
-                bar.progress(1.0, text="Done")
-                import_report(report)
-            except DatasetImportError as exc:
-                bar.empty()
-                st.error(str(exc))
-                if exc.errors:
-                    st.dataframe([{"line": e.line, "reason": e.reason} for e in exc.errors], hide_index=True)
-
-    existing = list_datasets(store)
-    if not existing.empty:
-        st.subheader("Imported datasets")
-        st.dataframe(display_frame(existing), hide_index=True, width="stretch")
+    if import_panel(store, key="sql_import") is not None:
+        refresh_views(store)  # new attribute columns in dataset_rows_wide; the data package leaves views alone
+    show_flash("sql_dataset_flash")
+    datasets_table(list_datasets(store), key="sql_dataset", on_delete=_delete_dataset)

@@ -1,5 +1,5 @@
 """Semantic dedup over 20,000 cached embeddings (random 384-d vectors put in the embedding cache
-through issue 4's embed_texts, so no model runs), compared with re-thresholding cached pairs.
+through embed_texts, so no model runs), compared with re-thresholding cached pairs.
 
 Last line: ``semantic_dedup: <seconds>`` (cache read + cosine pairs + groups, cold).
 """

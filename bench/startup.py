@@ -3,7 +3,7 @@
 Compared in the same run with a one-line Streamlit app started the same way (the floor set
 by Streamlit itself). The environment must already be installed. Warm-up is on, as in
 `make run`, so this also shows it does not delay the first page.
-Last line: ``startup: <seconds for the studio>`` (target under 5).
+Last line: ``startup_ratio: <studio / one-line app>`` (target at most 2.0), after the absolute times.
 """
 
 from __future__ import annotations
@@ -56,14 +56,18 @@ def main() -> None:
     env = {**os.environ, "STUDIO_DB": str(tmp / "startup.duckdb")}
     hello = tmp / "hello.py"
     hello.write_text("import streamlit as st\nst.title('hello')\n")
-    base_h, base_r = time_to_first_page([sys.executable, "-m", "streamlit", "run", str(hello)], env, "hello")
-    runs = [time_to_first_page([sys.executable, str(ROOT / "app.py")], env, "Guided tour") for _ in range(2)]
+    # Alternate the two, best of three each: the machine's load drifts during the run.
+    base_runs, runs = [], []
+    for _ in range(3):
+        base_runs.append(time_to_first_page([sys.executable, "-m", "streamlit", "run", str(hello)], env, "hello"))
+        runs.append(time_to_first_page([sys.executable, str(ROOT / "app.py")], env, "Guided tour"))
+    base_h, base_r = min(base_runs, key=lambda r: r[1])
     healthy, rendered = min(runs, key=lambda r: r[1])
     print(f"one-line Streamlit app: healthy after {base_h:.2f} s, first page rendered after {base_r:.2f} s")
     print(f"studio: healthy after {healthy:.2f} s, home page rendered after {rendered:.2f} s "
           f"({rendered - healthy:.2f} s after the server was up)")
-    print(f"studio / one-line app: {rendered / base_r:.2f}x")
     print(f"startup: {rendered:.2f}")
+    print(f"startup_ratio: {rendered / base_r:.2f}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""The Explore map: a plotly scatter (WebGL) with short, escaped hovers and box/lasso selection.
+"""The Explore map: a plotly scatter (WebGL when large) with escaped hovers and box/lasso selection.
 
-Hovers carry at most ``HOVER_CHARS`` characters of each text, HTML-escaped (plotly renders a
-subset of HTML in hover labels, and texts are untrusted); full texts are shown for the selected
-points only (a 200-character hover made 50,000 points 10.9 MB per rerun, DESIGN.md section 7).
+Colours, legend order and hover labels are decided in services.explore.map_view; this module
+only draws them. Full texts are shown for the selected points only (a 200-character hover made
+50,000 points 10.9 MB per rerun, DESIGN.md section 7).
 """
 
 from __future__ import annotations
@@ -11,46 +11,32 @@ import html
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-HOVER_CHARS = 80
-NOISE_COLOUR = "#c8c8c8"
-PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-    "#393b79", "#e6550d", "#31a354", "#756bb1", "#637939", "#843c39", "#7b4173", "#3182bd", "#fd8d3c", "#74c476",
-]
-MAX_LEGEND = 30
+from services.explore import map_view
+from services.explore.map_view import Colouring
+
 WEBGL_ABOVE = 5000
-
-
-def short_hover(texts: Sequence[str], extra: Sequence[str] | None = None, n: int = HOVER_CHARS) -> np.ndarray:
-    """Escaped, one-line, shortened hover labels (plus an escaped extra line per point)."""
-    out = []
-    for i, t in enumerate(texts):
-        t = " ".join(str(t or "").split())
-        line = html.escape(t[:n] + ("…" if len(t) > n else ""))
-        if extra is not None and extra[i]:
-            line += "<br>" + html.escape(str(extra[i])[:n])
-        out.append(line)
-    return np.array(out, dtype=object)
+short_hover = map_view.hover_labels  # the name other pages' components import
 
 
 def map_figure(
     xy: np.ndarray,
-    colour: Sequence | np.ndarray,
+    colour: Colouring | Sequence | np.ndarray,
     *,
     numeric: bool = False,
     hover: np.ndarray | None = None,
     title: str = "",
     height: int = 560,
-    symbol: Sequence[str] | None = None,
 ) -> go.Figure:
     """One trace per category (legend = colour key) or one numeric-coloured trace.
 
     Each point's ``customdata`` is its row number, so a selection maps back to rows whatever the
-    trace. ``colour`` values of "noise" are grey.
+    trace. ``colour`` is a ``Colouring`` or raw values (categories unless ``numeric``).
     """
+    c = colour if isinstance(colour, Colouring) else map_view.colouring(colour, numeric=numeric)
     xy = np.asarray(xy)
     rows = np.arange(len(xy))
     hover = hover if hover is not None else np.array([""] * len(xy), dtype=object)
@@ -58,39 +44,23 @@ def map_figure(
     fig = go.Figure()
     # SVG up to WEBGL_ABOVE points (crisp, works without a GPU); WebGL beyond (fast at 50,000).
     scatter = go.Scattergl if len(xy) > WEBGL_ABOVE else go.Scatter
-    if numeric:
-        values = np.asarray(colour, dtype=np.float64)
+    if c.numeric:
         fig.add_trace(scatter(
             x=xy[:, 0], y=xy[:, 1], customdata=rows, text=hover, showlegend=False,
-            marker=dict(size=5, color=values, colorscale="Viridis", showscale=True, opacity=0.8), **common,
+            marker=dict(size=5, color=c.values, colorscale="Viridis", showscale=True, opacity=0.8), **common,
         ))
-    else:
-        labels = np.asarray([str(c) for c in colour], dtype=object)
-        cats = sorted(set(labels.tolist()), key=_category_order)
-        if len(cats) > MAX_LEGEND:  # too many to tell apart: the largest keep a colour
-            counts = {c: int((labels == c).sum()) for c in cats}
-            keep = set(sorted(cats, key=lambda c: -counts[c])[: MAX_LEGEND - 1])
-            labels = np.where(np.isin(labels, list(keep)), labels, "other")
-            cats = sorted(set(labels.tolist()), key=_category_order)
-        for i, cat in enumerate(cats):
-            mask = labels == cat
-            colour_hex = NOISE_COLOUR if cat in ("noise", "other") else PALETTE[i % len(PALETTE)]
-            fig.add_trace(scatter(
-                x=xy[mask, 0], y=xy[mask, 1], customdata=rows[mask], text=hover[mask], name=f"{cat} ({int(mask.sum())})",
-                marker=dict(size=5, color=colour_hex, opacity=0.8), **common,
-            ))
+    for cat, colour_hex in zip(c.categories, c.colours(), strict=True):
+        mask = c.values == cat
+        fig.add_trace(scatter(
+            x=xy[mask, 0], y=xy[mask, 1], customdata=rows[mask], text=hover[mask], name=f"{cat} ({int(mask.sum())})",
+            marker=dict(size=5, color=colour_hex, opacity=0.8), **common,
+        ))
     fig.update_layout(
         title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), dragmode="lasso",
         xaxis=dict(showticklabels=False, title=None, zeroline=False), yaxis=dict(showticklabels=False, title=None, zeroline=False),
-        legend=dict(itemsizing="constant"), showlegend=not numeric,
+        legend=dict(itemsizing="constant"), showlegend=not c.numeric,
     )
     return fig
-
-
-def _category_order(c: str):
-    if c in ("noise", "other"):
-        return (2, 0, c)
-    return (0, int(c), "") if c.lstrip("-").isdigit() else (1, 0, c)
 
 
 def show_map(fig: go.Figure, key: str) -> list[int]:
@@ -113,6 +83,30 @@ def selected_rows(event) -> list[int]:
         if cd is not None:
             rows.append(int(cd))
     return sorted(set(rows))
+
+
+def map_preview(job) -> None:
+    """While a map job runs: a PCA of the texts embedded so far (``job_progress``'s ``extra``)."""
+    preview = job.preview
+    if preview is not None and len(preview.items) >= 2:
+        st.caption(f"Preview: PCA of the {len(preview.items)} texts embedded so far; the UMAP map follows.")
+        st.plotly_chart(map_figure(preview.pca, preview.items.frame["source"], hover=short_hover(preview.items.texts)),
+                        key="explore_preview")
+
+
+def colour_controls(options: list[str], *, coverage_radius: bool) -> tuple[str, float]:
+    """The "colour by" choice, and the coverage radius when there is a reference dataset."""
+    c1, c2 = st.columns([1, 3])
+    choice = c1.selectbox("Colour by", options, key="explore_colour")
+    radius = c2.slider("Coverage radius (cosine distance)", 0.05, 0.8, 0.3, 0.05, key="explore_radius") if coverage_radius else 0.3
+    return choice, radius
+
+
+def selection_table(frame: pd.DataFrame, rows: list[int], clusters: np.ndarray) -> None:
+    """The full texts of the selected points (the hovers carry only the start)."""
+    if rows:
+        st.subheader(f"Selected: {len(rows)} text(s)")
+        st.dataframe(map_view.selection_frame(frame, rows, clusters), hide_index=True)
 
 
 def heatmap_figure(similarity, counts, x_title: str, y_title: str) -> go.Figure:

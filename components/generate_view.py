@@ -1,10 +1,11 @@
-"""Rendering for the Generate page: backend form, parameters, forecast, live run view.
+"""Rendering for the Generate page: backend form, connection result, parameters, prices, forecast, live run view.
 
 Model output is shown as text only (dataframes and st.text), never as HTML or markdown.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -12,9 +13,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from services.generation.backends import LOCAL, PRESETS, Preset
+from services.generation.backends import ConnectionResult
 from services.generation.forecast import Forecast
-from services.generation.run_store import Progress, RunInfo
+from services.generation.presets import LOCAL, PRESETS, Preset
+from services.generation.run_store import Price, Progress, RunInfo
 
 LOCAL_WARNING = (
     "The built-in model is SmolLM2-135M: tiny and offline, for demos and smoke tests only. It follows a "
@@ -55,6 +57,12 @@ def backend_form(server_status: str, key_found: dict[str, bool]) -> BackendChoic
     return BackendChoice(preset, base_url.strip(), model.strip(), session_key)
 
 
+def connection_result(result: ConnectionResult) -> None:
+    (st.success if result.ok else st.error)(result.message)
+    if result.models:
+        st.text("Models: " + ", ".join(result.models[:50]))
+
+
 def params_form(defaults: Any) -> dict[str, Any]:
     """Model parameters and worker settings."""
     c = st.columns(5)
@@ -72,6 +80,17 @@ def params_form(defaults: Any) -> dict[str, Any]:
     return {"temperature": temperature, "top_p": top_p, "max_tokens": int(max_tokens), "seed": None if seed < 0 else int(seed),
             "samples_per_item": int(spi), "concurrency": int(concurrency), "rpm": int(rpm) or None, "tpm": int(tpm) or None,
             "timeout_s": float(timeout), "budget_usd": float(budget) or None}
+
+
+def price_editor(rows: list[tuple[str, float, float]], on_save: Callable[[dict[str, Price]], None]) -> None:
+    """The price table as an editable grid (rows can be added); "Save prices" hands the whole table to ``on_save``."""
+    with st.expander("Price table (USD per million tokens)"):
+        prices = pd.DataFrame(rows, columns=["model", "input_per_mtok", "output_per_mtok"])
+        edited = st.data_editor(prices, num_rows="dynamic", hide_index=True, key="generate_prices")
+        if st.button("Save prices", key="generate_save_prices"):
+            kept = edited.dropna(subset=["model"])
+            on_save({str(r.model): Price(float(r.input_per_mtok or 0), float(r.output_per_mtok or 0)) for r in kept.itertuples()})
+            st.success("Prices saved.")
 
 
 def forecast_view(title: str, f: Forecast | None) -> None:

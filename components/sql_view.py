@@ -1,9 +1,9 @@
-"""Render helpers for the SQL page: schema browser, result table, charts, import reports."""
+"""Render helpers for the SQL page: schema browser, result table, charts, import reports, confirmations."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 import plotly.express as px
@@ -72,3 +72,31 @@ def import_report(report) -> None:
         st.dataframe(report.errors_df, hide_index=True, width="stretch")
     else:
         st.success(f"Imported {report.n_rows:,} rows into “{report.name}” in {report.seconds:.1f} s.")
+
+
+def confirm_action(label: str, question: str, *, key: str, target: str, on_confirm: Callable[[], None],
+                   confirm_label: str = "Yes, delete") -> None:
+    """A destructive action in two clicks: ``label`` asks ``question`` about ``target``; the answer
+    runs ``on_confirm`` as a callback (so the page that follows already shows the result). Choosing
+    another target puts the first button back, so a question never outlives what it was about."""
+    pending = f"{key}_pending"
+    if st.session_state.get(pending) != target:
+        st.button(label, key=key, on_click=_remember, args=(pending, target))
+        return
+    st.warning(question)
+    yes, no = st.columns(2)
+    yes.button(confirm_label, type="primary", key=f"{key}_yes", on_click=_confirmed, args=(pending, on_confirm))
+    no.button("Cancel", key=f"{key}_no", on_click=_forget, args=(pending,))
+
+
+def _remember(pending: str, target: str) -> None:
+    st.session_state[pending] = target
+
+
+def _forget(pending: str) -> None:
+    st.session_state.pop(pending, None)
+
+
+def _confirmed(pending: str, on_confirm: Callable[[], None]) -> None:
+    _forget(pending)
+    on_confirm()

@@ -1,1 +1,1 @@
-"""The studio's engine: recipes, sampling, plans, storage. Never imports streamlit."""
+"""The studio's engine, one subpackage per workflow stage (docs/architecture.md). Never imports streamlit."""

@@ -1,4 +1,4 @@
-"""``python -m services``: the headless command line (see services/cli.py)."""
+"""``python -m services``: the headless command line (see services/cli/main.py)."""
 
 from services.cli.main import main
 

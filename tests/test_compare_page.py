@@ -47,7 +47,7 @@ def with_lenient_b(at: AppTest) -> AppTest:
 
 @pytest.fixture
 def fake_embedder(db_path, monkeypatch):
-    """Fake embedder, UMAP stubbed with PCA (real UMAP is issue 4's to test), fresh process caches."""
+    """Fake embedder, UMAP stubbed with PCA (real UMAP is tested in test_projection.py), fresh process caches."""
     import services.explore.projection as projection
     from resources import get_embedder, get_map_jobs, get_score_cache, get_store
 

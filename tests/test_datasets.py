@@ -14,6 +14,7 @@ from services.data.catalog import delete_dataset, list_datasets
 from services.data.importer import import_dataset, import_upload, preview_upload
 from services.data.readers import DatasetImportError, preview_source
 from services.data.staging import uploads_dir
+from services.sql.views import refresh_views
 
 
 def rows(store: Store, dataset_id: str) -> list[tuple]:
@@ -220,8 +221,24 @@ def test_imported_rows_appear_in_the_wide_view(store: Store, tmp_path: Path) -> 
     src = tmp_path / "v.jsonl"
     src.write_text('{"text": "a", "lang": "en"}\n{"text": "b", "lang": "fr"}\n')
     import_dataset(store, src, text_column="text", attribute_columns=["lang"], name="langs")
+    refresh_views(store)  # the SQL page does this after an import: views belong to the sql package
     assert store.query("SELECT dataset_name, text, lang FROM dataset_rows_wide ORDER BY text") == [
         ("langs", "a", "en"), ("langs", "b", "fr")]
     assert len(list_datasets(store)) == 1
     delete_dataset(store, list_datasets(store)["dataset_id"][0])
     assert store.scalar("SELECT count(*) FROM dataset_rows") == 0
+
+
+def test_server_paths_must_lie_inside_the_import_folders(tmp_path: Path) -> None:
+    from services.data.importer import server_path
+
+    inside = tmp_path / "imports"
+    (inside / "hf").mkdir(parents=True)
+    (inside / "a.jsonl").write_text('{"text": "x"}\n')
+    assert server_path(str(inside / "a.jsonl"), [inside.resolve()]) == (inside / "a.jsonl").resolve()
+    assert server_path(str(inside / "hf"), [inside.resolve()]) == (inside / "hf").resolve()
+    for bad in ("/etc/passwd", str(inside / ".." / "x"), str(tmp_path)):
+        with pytest.raises(DatasetImportError, match="outside the folders|does not exist"):
+            server_path(bad, [inside.resolve()])
+    with pytest.raises(DatasetImportError, match="does not exist"):
+        server_path(str(inside / "missing.csv"), [inside.resolve()])

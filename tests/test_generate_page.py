@@ -81,6 +81,41 @@ def test_connection_error_is_said_in_words(app_env):
     assert any("refused" in e.value.lower() for e in at.error)
 
 
+@pytest.mark.parametrize("form_backend", ["custom", "ollama"])
+def test_resume_uses_the_runs_own_backend_and_model_not_the_forms(app_env, mock, monkeypatch, form_backend):
+    from resources import get_job_manager, get_store
+    from services.generation import connect
+    from services.generation.run_store import get_run
+    from tests.run_helpers import plan_run, recipe
+
+    run_id = plan_run(get_store(), recipe(n_items=3), base_url=mock.url)  # planned on custom / mock-model
+    seen = []
+    real = connect.OpenAIBackend
+
+    def spy(cfg, **kwargs):
+        seen.append((cfg.preset, cfg.base_url, cfg.model, cfg.api_key))
+        return real(cfg, **kwargs)
+
+    monkeypatch.setattr(connect, "OpenAIBackend", spy)
+    other = MockServer().start()  # what the form points at now: it must never be asked
+    try:
+        at = AppTest.from_file(PAGE, default_timeout=60).run()
+        at.selectbox(key="generate_backend").set_value(form_backend).run()
+        at.text_input(key=f"generate_base_url_{form_backend}").set_value(other.url).run()
+        at.text_input(key=f"generate_model_{form_backend}").set_value("form-model").run()
+        assert at.selectbox(key="generate_run_pick").value == run_id
+        at.button(key="generate_resume").click().run()
+        assert not at.exception, at.exception
+        get_job_manager().wait(run_id, timeout=30)
+        at.run()
+        assert not at.exception, at.exception
+        assert get_run(get_store(), run_id).status == "finished"
+        assert seen == [("custom", mock.url, "mock-model", "sk-test")]  # the key its preset names (OPENAI_API_KEY)
+        assert mock.state.completions_ok == 3 and other.state.requests == 0
+    finally:
+        other.stop()
+
+
 @pytest.mark.browser
 @pytest.mark.real_model
 def test_browser_generates_with_the_built_in_model(page, studio):

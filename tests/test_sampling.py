@@ -80,7 +80,7 @@ def test_pairwise_with_dependency_and_exclusion():
     for c in conds:
         assert (c["label"] == "positive") == (c["subtopic"] in {"food", "staff"})
     pairs = {(c["subtopic"], c["style"]) for c in conds}
-    expected = {(s, st) for s in ["food", "staff", "wait"] for st in ["calm", "angry rant", "poem"]} - {("wait", "poem")}
+    expected = {(s, style) for s in ["food", "staff", "wait"] for style in ["calm", "angry rant", "poem"]} - {("wait", "poem")}
     assert expected <= pairs
     assert {(c["style"], c["length"]) for c in conds} == set(itertools.product(["calm", "angry rant", "poem"], ["50", "100"]))
 

@@ -106,7 +106,8 @@ def test_page_example_and_saved_queries(db_path: Path) -> None:
     assert at.selectbox(key="sql_saved_pick").options == ["per value"]
 
 
-def test_page_imports_a_local_jsonl_file(db_path: Path, tmp_path: Path) -> None:
+def test_page_imports_a_local_jsonl_file(db_path: Path, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STUDIO_IMPORT_DIRS", str(tmp_path))
     _seed(db_path)
     src = tmp_path / "reviews.jsonl"
     src.write_text("\n".join(json.dumps({"text": f"review {i}", "stars": str(i % 5)}) for i in range(30)) + "\n{oops\n")
@@ -119,6 +120,76 @@ def test_page_imports_a_local_jsonl_file(db_path: Path, tmp_path: Path) -> None:
     assert not at.exception
     assert any("Imported 30 rows" in w.value and "1 row(s) failed" in w.value for w in at.warning)
     assert _page_store().scalar("SELECT count(*) FROM dataset_rows") == 30
+    # the page refreshed the views itself: the new attribute is a column of dataset_rows_wide
+    assert "stars" in _page_store().query_df("SELECT * FROM dataset_rows_wide LIMIT 0").columns
+
+
+def test_page_refuses_server_paths_outside_the_import_folders(db_path: Path, tmp_path: Path, monkeypatch) -> None:
+    allowed = tmp_path / "imports"
+    allowed.mkdir()
+    monkeypatch.setenv("STUDIO_IMPORT_DIRS", str(allowed))
+    outside = tmp_path / "secret.csv"
+    outside.write_text("text\nroot:x:0:0\n")
+    (allowed / "link.csv").symlink_to(outside)  # a link out of the folder counts as outside
+    _seed(db_path)
+    at = _app().run()
+    at.radio(key="sql_import_source").set_value("Folder or file on this machine").run()
+    assert any(str(allowed) in c.value and "STUDIO_IMPORT_DIRS" in c.value for c in at.caption)
+    for path in ("/etc/passwd", str(outside), str(allowed / "link.csv"), str(allowed / ".." / "secret.csv")):
+        at.text_input(key="sql_import_path").set_value(path).run()
+        assert not at.exception
+        assert any("outside the folders the studio imports from" in e.value for e in at.error), path
+        assert not at.dataframe or all("root:x" not in str(d.value) for d in at.dataframe), path
+        assert not [b for b in at.button if b.key == "sql_import_go"]
+    assert _page_store().scalar("SELECT count(*) FROM datasets") == 0
+
+
+def test_page_deletes_a_saved_query_after_asking(db_path: Path) -> None:
+    from services.sql.saved_query_store import list_saved, save_query
+
+    _seed(db_path)
+    store = Store(db_path)
+    save_query(store, "keep me", "SELECT 1")
+    save_query(store, "old one", "SELECT 2")
+    store.close()
+    at = _app().run()
+    at.selectbox(key="sql_saved_pick").set_value("old one").run()
+    at.button(key="sql_saved_delete").click().run()
+    assert any("Delete the saved query “old one”?" in w.value for w in at.warning)
+    at.button(key="sql_saved_delete_no").click().run()  # cancel: nothing happens, the button is back
+    assert not at.warning and at.button(key="sql_saved_delete")
+    assert list_saved(_page_store())["name"].tolist() == ["keep me", "old one"]
+    at.button(key="sql_saved_delete").click().run()
+    at.button(key="sql_saved_delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert list_saved(_page_store())["name"].tolist() == ["keep me"]
+    assert any("Deleted the saved query “old one”" in s.value for s in at.success)
+    assert at.selectbox(key="sql_saved_pick").options == ["keep me"]
+    assert at.selectbox(key="sql_saved_pick").value is None
+
+
+def test_page_deletes_an_imported_dataset_after_asking(db_path: Path, tmp_path: Path) -> None:
+    from services.data.importer import import_dataset
+
+    _seed(db_path)
+    src = tmp_path / "langs.jsonl"
+    src.write_text('{"text": "a", "lang": "en"}\n{"text": "b", "lang": "fr"}\n')
+    store = Store(db_path)
+    dataset_id = import_dataset(store, src, text_column="text", attribute_columns=["lang"], name="langs").dataset_id
+    store.close()
+    at = _app().run()
+    at.selectbox(key="sql_dataset_pick").set_value(dataset_id).run()
+    at.button(key="sql_dataset_delete").click().run()
+    assert any("Delete “langs” and its 2 rows?" in w.value for w in at.warning)
+    assert _page_store().scalar("SELECT count(*) FROM dataset_rows") == 2  # asking deletes nothing
+    at.button(key="sql_dataset_delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert any("Deleted the dataset" in s.value for s in at.success)
+    page_store = _page_store()
+    assert page_store.scalar("SELECT count(*) FROM datasets") == 0
+    assert page_store.scalar("SELECT count(*) FROM dataset_rows") == 0
+    assert "lang" not in page_store.query_df("SELECT * FROM dataset_rows_wide LIMIT 0").columns
+    assert not [s for s in at.selectbox if s.key == "sql_dataset_pick"]
 
 
 @pytest.mark.browser

@@ -1,0 +1,1 @@
+"""Shared foundation: the store and its migrations, settings, paths, hashing, the clock, errors."""

@@ -1,13 +1,14 @@
 """Every ``STUDIO_*`` environment variable the studio reads, with its default and what it does.
 
-Read them through :func:`get` (or the typed helpers) so that one place lists them all; the README's
-table is generated from :data:`SETTINGS` by ``python -m services settings``.
+Read them through :func:`get` or :func:`flag` so that one place lists them all; a test checks that
+the README's table and the code name the same variables.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from services.core.paths import DATA_DIR
 
@@ -23,12 +24,19 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("STUDIO_DB", str(DATA_DIR / "studio.duckdb"), "the DuckDB file that holds everything (a CLI's --db overrides it)"),
     Setting("STUDIO_EMBEDDER", "full", "the default embedder on Explore and Compare Filters: full, static, fake, or a sentence-transformers path"),
     Setting("STUDIO_WARMUP", "1", "0 turns off the background warm-up of the embedder and UMAP at start"),
+    Setting("STUDIO_IMPORT_DIRS", os.pathsep.join([str(DATA_DIR), str(DATA_DIR / "imports")]),
+            "folders (separated by the OS path separator) whose files the SQL page may import by path; uploads are not limited"),
 )}
 
 
 def get(name: str) -> str:
     """The variable's value, or its default when unset or empty."""
     return os.environ.get(name) or SETTINGS[name].default
+
+
+def paths(name: str) -> list[Path]:
+    """A list-of-folders setting, resolved (links followed), empty entries skipped."""
+    return [Path(p).expanduser().resolve() for p in get(name).split(os.pathsep) if p.strip()]
 
 
 def flag(name: str) -> bool:

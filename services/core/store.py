@@ -19,11 +19,14 @@ import duckdb
 import pyarrow as pa
 
 from services.core import settings
+from services.core.errors import StudioError
 from services.core.migrations import MIGRATIONS
 
 
-class StoreLockedError(RuntimeError):
+class StoreLockedError(StudioError, RuntimeError):
     """Another process holds the database file."""
+
+    title = "The database is in use"
 
 
 def default_db_path() -> Path:

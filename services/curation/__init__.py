@@ -1,0 +1,1 @@
+"""Curation: filter steps, pipelines and their store, human review, side-by-side comparison, export."""

@@ -205,7 +205,7 @@ def cosine_pairs(vectors: np.ndarray, threshold: float, chunk: int = 2048) -> tu
 
 
 def cached_vectors(store, embedder, texts: list[str], max_embed: int | None) -> tuple[np.ndarray | None, int]:
-    """Vectors for texts through issue 4's embedding cache; (None, missing) when more than
+    """Vectors for texts through the embedding cache; (None, missing) when more than
     ``max_embed`` texts would have to be embedded here (the map job embeds them in the background)."""
     from services.explore.embedding_store import cached_count, embed_texts
 

@@ -1,6 +1,6 @@
-"""LLM-as-judge and human review steps.
+"""The LLM-as-judge step.
 
-Judge: a rubric prompt, a 1-5 score with a one-sentence rationale, any chat backend (issue 3's
+Judge: a rubric prompt, a 1-5 score with a one-sentence rationale, any chat backend (the generation
 ``ChatBackend``). Scores are cached in ``judge_scores`` by (rubric hash, judge model, text hash),
 so a text is never scored twice under the same rubric and judge. Scoring is an explicit action
 (``score_missing``): it writes every score as it arrives, so a backend that fails half the time

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from services.core.errors import StudioError
 from services.core.store import Store
 from services.curation.dedup_steps import ExactDedupStep, MinHashStep, SemanticDedupStep
 from services.curation.judge_step import JudgeStep
@@ -48,8 +49,10 @@ AnyStep = Annotated[
 ]
 
 
-class PipelineError(ValueError):
+class PipelineError(StudioError, ValueError):
     """A pipeline or step that does not validate; ``problems`` are sentences a user can act on."""
+
+    title = "The pipeline is not valid"
 
     def __init__(self, problems: list[str]):
         self.problems = problems

@@ -1,0 +1,1 @@
+"""Datasets from outside: format readers, staging, import into DuckDB, the catalog."""

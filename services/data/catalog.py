@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-import shutil
-import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from services.core.sql_text import quote_ident, quote_literal
-
 
 
 def list_datasets(store: Any) -> pd.DataFrame:

@@ -16,22 +16,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
+from services.core import settings
 from services.core.sql_text import quote_ident, quote_literal
-
 from services.data.readers import (
     DEFAULT_CHUNK_ROWS,
     FORMATS,
@@ -53,7 +50,6 @@ from services.data.readers import (
     shard_schema,
 )
 from services.data.staging import stage_upload, staged_copy
-
 
 # -- import ----------------------------------------------------------------------------------
 
@@ -408,3 +404,25 @@ def preview_upload(store: Any, filename: str, data: bytes) -> SourcePreview:
         return preview_source(store, staged, detect_format(Path(filename)))
     finally:
         staged.unlink(missing_ok=True)
+
+
+def import_roots() -> list[Path]:
+    """The folders whose files may be imported by path from the studio (``STUDIO_IMPORT_DIRS``)."""
+    return settings.paths("STUDIO_IMPORT_DIRS")
+
+
+def server_path(text: str, roots: Sequence[Path] | None = None) -> Path:
+    """A path typed into the studio, checked: it must exist and lie inside one of the import folders
+    (after following links), so a studio opened to others cannot be made to read any file the process
+    can. Raises DatasetImportError naming the folders that are allowed."""
+    allowed = list(roots) if roots is not None else import_roots()
+    raw = Path(text.strip()).expanduser()
+    try:
+        target = raw.resolve(strict=True)
+    except (OSError, RuntimeError):
+        raise DatasetImportError(f"{raw} does not exist.") from None
+    if not any(target == r or target.is_relative_to(r) for r in allowed):
+        where = ", ".join(str(r) for r in allowed) or "none configured"
+        raise DatasetImportError(f"{raw} is outside the folders the studio imports from ({where}). "
+                                 "Put the file in one of them, upload it instead, or set STUDIO_IMPORT_DIRS.")
+    return target

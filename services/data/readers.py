@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
-import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from services.core.sql_text import quote_ident, quote_literal
-
+from services.core.errors import StudioError
 from services.data.staging import staged_copy
-
 
 FORMATS = ("csv", "jsonl", "parquet", "hf")
 MAX_ERRORS_LISTED = 1000
@@ -31,8 +24,10 @@ SPLIT_ATTRIBUTE = "split"
 OnProgress = Callable[[int, int | None], None]
 
 
-class DatasetImportError(ValueError):
+class DatasetImportError(StudioError, ValueError):
     """The file cannot be imported at all (empty, unknown format, missing column, no valid row)."""
+
+    title = "The dataset cannot be imported"
 
     def __init__(self, message: str, errors: Sequence[RowError] = (), n_failed: int = 0) -> None:
         super().__init__(message)

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import duckdb
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
-
-from services.core.sql_text import quote_ident, quote_literal
-
 
 
 def uploads_dir(store: Any) -> Path:

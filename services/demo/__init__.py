@@ -1,0 +1,1 @@
+"""The bundled demo: shipped recipes and demo runs, loaded idempotently."""

@@ -1,6 +1,6 @@
 """Finding what is missing: condition heatmaps, probes, near-duplicates, coverage, fill the gap.
 
-All vector work runs in numpy on L2-normalised arrays fetched once (DESIGN.md section 7).
+All vector work runs in numpy on L2-normalised arrays fetched once.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from services.core.errors import StudioError
 from services.core.store import Store
 from services.explore.diversity import mean_pairwise_cosine
 from services.recipes.recipe import Demo, Recipe, Value
@@ -199,8 +200,10 @@ def coverage(synthetic: np.ndarray, reference: np.ndarray, radius: float = 0.3, 
 # -- fill the gap --------------------------------------------------------------------------
 
 
-class GapError(ValueError):
+class GapError(StudioError, ValueError):
     """A gap-filling request that cannot make a valid recipe (message says why)."""
+
+    title = "The gap cannot be filled"
 
 
 def fill_gap_recipe(

@@ -42,7 +42,7 @@ def _attr_column(name: str) -> str:
     return f"attr_{name}" if name in _RESERVED else name
 
 
-def _frame(rows: list[tuple], source_of) -> ItemSet:
+def _frame(rows: list[tuple]) -> ItemSet:
     """rows: (id, text, attributes dict, run_id, source)."""
     dims: list[str] = []
     seen: set[str] = set()
@@ -88,7 +88,7 @@ def load_runs(store: Store, run_ids: list[str]) -> ItemSet:
            ORDER BY s.run_id, s.item_idx, s.sample_idx""",
         [list(run_ids)],
     )
-    items = _frame(rows, None)
+    items = _frame(rows)
     items.label = ", ".join(run_ids)
     return items
 
@@ -101,7 +101,7 @@ def load_dataset(store: Store, dataset_id: str) -> ItemSet:
            WHERE d.dataset_id = ? ORDER BY d.row_idx""",
         [dataset_id],
     )
-    items = _frame(rows, None)
+    items = _frame(rows)
     items.label = dataset_id
     return items
 

@@ -1,6 +1,6 @@
 """2-D layouts (PCA preview, UMAP) and HDBSCAN clusters, cached in DuckDB.
 
-Measured here (DESIGN.md section 7): UMAP's numba JIT dominates the first call, so
+Measured here (docs/architecture.md, "Measured"): UMAP's numba JIT dominates the first call, so
 - numba's cache directory is set (data/cache/numba unless NUMBA_CACHE_DIR is set) before umap
   is imported, so compiled code survives the process;
 - below ``EXACT_KNN_MAX`` (4,096, where umap-learn itself would switch to NN-descent) the

@@ -1,7 +1,7 @@
 """Background warm-up at studio start: load the embedder and compile UMAP/HDBSCAN's numba code.
 
 The first map would otherwise pay model loading and the one-off JIT in the foreground
-(DESIGN.md section 7). Runs in a daemon thread; the home page reads ``status()``.
+(docs/architecture.md, "Measured"). Runs in a daemon thread; the home page reads ``status()``.
 """
 
 from __future__ import annotations

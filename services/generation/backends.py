@@ -8,7 +8,6 @@ hides it, so it cannot leak into the database, logs or exports by accident.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -17,32 +16,7 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-LOCAL = "local"
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    label: str
-    base_url: str
-    model: str
-    key_env: str | None = None  # environment variable / secret name holding the key
-    needs_key: bool = False
-    note: str = ""
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in [
-        Preset(LOCAL, "Built-in local model (offline)", "", "SmolLM2-135M-Instruct",
-               note="SmolLM2-135M via llama.cpp on this machine: for demos and smoke tests only."),
-        Preset("openai", "OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY", True),
-        Preset("vllm", "vLLM", "http://127.0.0.1:8000/v1", "", "VLLM_API_KEY"),
-        Preset("ollama", "Ollama", "http://127.0.0.1:11434/v1", "llama3.2"),
-        Preset("llamacpp", "llama.cpp server", "http://127.0.0.1:8080/v1", "default", "LLAMACPP_API_KEY"),
-        Preset("custom", "Custom (any base_url)", "http://127.0.0.1:8000/v1", "", "OPENAI_API_KEY"),
-    ]
-}
+from services.generation.presets import LOCAL, PRESETS, Preset, key_from  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -63,15 +37,6 @@ class BackendConfig:
 
     def with_base_url(self, base_url: str) -> BackendConfig:
         return replace(self, base_url=base_url)
-
-
-def key_from(preset: Preset, secrets: dict[str, Any] | None = None) -> str | None:
-    """The key for a preset from st.secrets (passed in by the page) or the environment."""
-    if not preset.key_env:
-        return None
-    if secrets and secrets.get(preset.key_env):
-        return str(secrets[preset.key_env])
-    return os.environ.get(preset.key_env) or None
 
 
 @dataclass

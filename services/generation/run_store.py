@@ -104,11 +104,6 @@ def set_status(store: Store, run_id: str, status: str, error: str | None = None,
         cur.execute(f"UPDATE runs SET {', '.join(sets)} WHERE run_id = ?", [*params, run_id])
 
 
-def update_budget(store: Store, run_id: str, budget_usd: float | None) -> None:
-    with store.write() as cur:
-        cur.execute("UPDATE runs SET budget_usd = ? WHERE run_id = ?", [budget_usd, run_id])
-
-
 def add_event(store: Store, run_id: str, kind: str, message: str) -> None:
     with store.write() as cur:
         cur.execute("INSERT INTO run_events (run_id, event_at, kind, message) VALUES (?, ?, ?, ?)", [run_id, utc_now(), kind, message])

@@ -22,6 +22,7 @@ from typing import Any
 import openai
 
 from services.core.clock import utc_now
+from services.core.errors import StudioError
 from services.core.store import Store
 from services.generation.backends import ChatBackend, Completion, describe_error, is_quota_error
 from services.generation.run_store import (
@@ -97,8 +98,10 @@ class Throttle:
             await asyncio.sleep(min(wait, 0.25))
 
 
-class RunStop(Exception):
+class RunStop(StudioError):
     """Stop the whole run (quota, unauthorised, wrong path or model)."""
+
+    title = "The run was stopped"
 
 
 @dataclass
@@ -135,7 +138,7 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
     price = get_price(store, run.model) or Price()
     retried = delete_failed(store, run_id)
     have = existing_outputs(store, run_id)
-    st = _State(spent=float(store.scalar("SELECT coalesce(sum(cost_usd), 0) FROM samples WHERE run_id = ?", [run_id])))
+    state = _State(spent=float(store.scalar("SELECT coalesce(sum(cost_usd), 0) FROM samples WHERE run_id = ?", [run_id])))
     units = [(it, s) for it in items for s in range(run.samples_per_item)
              if sample_key(run_id, it.key, s, "output") not in have]
     set_status(store, run_id, "running", started=True)
@@ -143,8 +146,8 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
               + f"; concurrency {settings.concurrency}")
     throttle = Throttle(settings.rpm, settings.tpm, settings.window_s)
     budget = run.budget_usd
-    if budget is not None and st.spent >= budget:
-        st.stop, st.stop_status = f"The budget cap (${budget:.4f}) was already reached.", "cancelled"
+    if budget is not None and state.spent >= budget:
+        state.stop, state.stop_status = f"The budget cap (${budget:.4f}) was already reached.", "cancelled"
     queue = iter(units)
 
     def row(item: PlanItem, s: int, step: str, msgs: list[dict[str, str]], params: dict[str, Any], res: Completion | None,
@@ -186,46 +189,46 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
             try:
                 msgs = renderer.messages(step, item, outputs)
             except TemplateProblem as exc:
-                st.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}': {exc}", None))
-                st.failed += 1
+                state.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}': {exc}", None))
+                state.failed += 1
                 return
             res, err, lat = await call(msgs, params)
-            st.buffer.append(row(item, s, step, msgs, params, res, err, lat))
+            state.buffer.append(row(item, s, step, msgs, params, res, err, lat))
             if res is None:
-                st.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}' failed: {err}", None))
-                st.failed += 1
+                state.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}' failed: {err}", None))
+                state.failed += 1
                 return
-            st.spent += price.cost(res.prompt_tokens, res.completion_tokens)
+            state.spent += price.cost(res.prompt_tokens, res.completion_tokens)
             outputs[step] = res.text
         try:
             msgs = renderer.messages("output", item, outputs)
         except TemplateProblem as exc:
-            st.buffer.append(row(item, s, "output", item.messages, params, None, str(exc), None))
-            st.failed += 1
+            state.buffer.append(row(item, s, "output", item.messages, params, None, str(exc), None))
+            state.failed += 1
             return
         res, err, lat = await call(msgs, params)
-        st.buffer.append(row(item, s, "output", msgs, params, res, err, lat))
+        state.buffer.append(row(item, s, "output", msgs, params, res, err, lat))
         if res is None:
-            st.failed += 1
+            state.failed += 1
         else:
-            st.generated += 1
-            st.spent += price.cost(res.prompt_tokens, res.completion_tokens)
-        if budget is not None and st.spent >= budget and st.stop is None:
-            st.stop, st.stop_status = f"Stopped at the budget cap: ${st.spent:.4f} spent of ${budget:.4f}.", "cancelled"
+            state.generated += 1
+            state.spent += price.cost(res.prompt_tokens, res.completion_tokens)
+        if budget is not None and state.spent >= budget and state.stop is None:
+            state.stop, state.stop_status = f"Stopped at the budget cap: ${state.spent:.4f} spent of ${budget:.4f}.", "cancelled"
 
     async def worker() -> None:
-        while st.stop is None:
+        while state.stop is None:
             unit = next(queue, None)
             if unit is None:
                 return
             try:
                 await do_unit(*unit)
             except RunStop as exc:
-                if st.stop is None:
-                    st.stop, st.stop_status = str(exc), "failed"
+                if state.stop is None:
+                    state.stop, state.stop_status = str(exc), "failed"
 
     async def flush() -> None:
-        batch, st.buffer = st.buffer, []
+        batch, state.buffer = state.buffer, []
         if batch:
             await asyncio.to_thread(insert_samples, store, batch)
 
@@ -261,13 +264,13 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
         raise errors[0]
     if cancelled:
         outcome = Outcome("cancelled", "Cancelled by the user. Resume to generate what is missing.")
-    elif st.stop is not None:
-        outcome = Outcome(st.stop_status, st.stop)
+    elif state.stop is not None:
+        outcome = Outcome(state.stop_status, state.stop)
     else:
         outcome = Outcome("finished", None)
-    outcome.generated, outcome.failed, outcome.cost_usd = st.generated, st.failed, st.spent
+    outcome.generated, outcome.failed, outcome.cost_usd = state.generated, state.failed, state.spent
     set_status(store, run_id, outcome.status, outcome.message, finished=True)
-    add_event(store, run_id, outcome.status, outcome.message or f"{st.generated} generated, {st.failed} failed")
+    add_event(store, run_id, outcome.status, outcome.message or f"{state.generated} generated, {state.failed} failed")
     with contextlib.suppress(Exception):  # best effort: DuckDB refuses while other transactions are open
         store.checkpoint()
     return outcome
@@ -338,9 +341,6 @@ class JobManager:
     def is_active(self, run_id: str) -> bool:
         job = self._jobs.get(run_id)
         return bool(job and job.thread.is_alive())
-
-    def active_runs(self) -> list[str]:
-        return [r for r, j in self._jobs.items() if j.thread.is_alive()]
 
     def wait(self, run_id: str, timeout: float | None = None) -> Outcome | None:
         job = self._jobs.get(run_id)

@@ -1,0 +1,1 @@
+"""Recipes and plans: the recipe model, sandboxed templates, sampling, demonstrations, versions, YAML."""

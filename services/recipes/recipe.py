@@ -13,13 +13,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
+from services.core.errors import StudioError
+
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names templates provide besides the dimensions.
 RESERVED_NAMES = frozenset({"task", "demos", "condition", "index", "steps", "loop", "range", "namespace"})
 
 
-class RecipeError(ValueError):
+class RecipeError(StudioError, ValueError):
     """A recipe that cannot be planned; ``problems`` lists (where, message) pairs."""
+
+    title = "The recipe is not valid"
 
     def __init__(self, problems: list[tuple[str, str]]):
         self.problems = problems
@@ -274,10 +278,10 @@ def design_problems(recipe: Recipe) -> list[tuple[str, str]]:
         problems.append(("model", "max_tokens must be at least 1"))
     if m.samples_per_item < 1:
         problems.append(("model", "samples per item must be at least 1"))
-    step_names = [st.name for st in recipe.steps]
-    for st in recipe.steps:
-        if not NAME_RE.match(st.name):
-            problems.append((f"step '{st.name}'", "use letters, digits and _ for step names"))
+    step_names = [s.name for s in recipe.steps]
+    for step in recipe.steps:
+        if not NAME_RE.match(step.name):
+            problems.append((f"step '{step.name}'", "use letters, digits and _ for step names"))
     if len(set(step_names)) != len(step_names):
         problems.append(("steps", "step names must be unique"))
     return problems

@@ -12,13 +12,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
+from services.core.errors import StudioError
 from services.recipes.recipe import Demo, Value
 
 SUPPORTED = (".txt", ".csv", ".jsonl")
 
 
-class UploadError(ValueError):
+class UploadError(StudioError, ValueError):
     """A file that cannot be read at all (wrong format, encoding, or empty)."""
+
+    title = "The file cannot be read"
 
 
 @dataclass

@@ -55,10 +55,6 @@ def list_versions(store: Store, name: str | None = None) -> list[RecipeVersion]:
     return [RecipeVersion(*r) for r in store.query(sql, params)]
 
 
-def recipe_names(store: Store) -> list[str]:
-    return [n for (n,) in store.query("SELECT DISTINCT name FROM recipe_versions ORDER BY name")]
-
-
 def load_version(store: Store, recipe_hash: str) -> Recipe:
     row = store.query("SELECT body FROM recipe_versions WHERE recipe_hash = ?", [recipe_hash])
     if not row:

@@ -1,0 +1,1 @@
+"""SQL: the read-only console, views, the schema browser, example and saved queries."""

@@ -28,6 +28,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from services.core.errors import StudioError
+
 DEFAULT_MAX_ROWS = 10_000
 DEFAULT_TIMEOUT_S = 10.0
 
@@ -50,12 +52,16 @@ ALLOWED_SCHEMAS = frozenset({"", "main", "information_schema", "pg_catalog", "te
 _PATHLIKE = re.compile(r"[/\\:.~]|^(https?|s3|gcs|az|hf)")
 
 
-class QueryRefused(ValueError):
+class QueryRefused(StudioError, ValueError):
     """The console will not run this statement (it is not a single read-only query)."""
 
+    title = "The query was refused"
 
-class QueryFailed(RuntimeError):
+
+class QueryFailed(StudioError, RuntimeError):
     """DuckDB could not parse or run the statement; the message is DuckDB's own."""
+
+    title = "The query failed"
 
 
 class QueryTimeout(QueryFailed):

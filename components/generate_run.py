@@ -1,0 +1,46 @@
+"""The Run section of the Generate page: pick a run, its Cancel / Resume buttons, its live view."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import streamlit as st
+
+from components.generate_view import live_view, run_label
+from services.core.clock import utc_now
+from services.generation.run_store import RESUMABLE, RunInfo, events, get_run, newest_samples, progress
+
+Action = Literal["cancel", "resume"]
+
+
+def pick_run(runs: list[RunInfo]) -> str:
+    """The run to show: the one this session started last (``generate_run``), else the newest."""
+    ids = [r.run_id for r in runs]
+    labels = {r.run_id: run_label(r) for r in runs}
+    current = st.session_state.get("generate_run")
+    return st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0, format_func=labels.get,
+                        key="generate_run_pick")
+
+
+def run_controls(run: RunInfo, active: bool) -> Action | None:
+    """Cancel while the run works, Resume once it stopped short; returns the button pressed."""
+    b1, b2, _ = st.columns([1, 1, 4])
+    if active and b1.button("Cancel", key="generate_cancel"):
+        return "cancel"
+    if not active and run.status in RESUMABLE and b2.button("Resume", key="generate_resume"):
+        return "resume"
+    return None
+
+
+def live_run(store: Any, jobs: Any, run_id: str, active: bool) -> None:
+    """The run's progress, polled every second while its worker runs (only this fragment reruns);
+    when the worker ends, one full rerun refreshes the page and stops the polling."""
+
+    @st.fragment(run_every=1.0 if active else None)
+    def live() -> None:
+        r = get_run(store, run_id)
+        live_view(r, progress(store, r), newest_samples(store, run_id), events(store, run_id), utc_now())
+        if active and not jobs.is_active(run_id):
+            st.rerun()
+
+    live()
