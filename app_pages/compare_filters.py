@@ -8,22 +8,22 @@ import streamlit as st
 from components.compare_view import distribution_figure, group_table, kept_dropped_figure, pipeline_column, share_columns
 from components.explore_map import show_map
 from components.export_panel import export_panel, save_apply_panel
-from components.filter_form import load_into_state, pipeline_editor
+from components.filter_form import keep_page_state, pipeline_editor, saved_version_picker
 from components.job_progress import job_progress
 from components.judge_panel import judge_panel
 from components.review_panel import disagreements, review_panel
 from components.run_picker import pick_run
 from resources import backend_secrets, get_embedder, get_local_server, get_map_jobs, get_score_cache, get_store
 from services.core import settings
-from services.curation.compare import compare, diversity_before_after, intended_distribution
-from services.curation.pipeline import FilterContext, Pipeline, PipelineError, load_batch
+from services.curation.compare import compare, diversity_before_after, intended_distribution, start_batch_map
+from services.curation.pipeline import FilterContext, Pipeline, PipelineError, default_pipeline, load_batch
 from services.curation.pipeline_store import list_pipelines, load_pipeline
 from services.explore.items import list_runs
-from services.explore.map_jobs import MapRequest, start_map
 
 P = "compare_filters"
 store = get_store()
 cache = get_score_cache()
+keep_page_state()  # what the user set here survives a visit to another page
 
 st.title("Compare Filters")
 st.caption("Build curation pipelines, see side by side what each keeps, drops and why, review samples, and export the curated set.")
@@ -40,6 +40,8 @@ if not len(batch):
     st.warning("This run has no successful samples to filter (all failed, or it has not produced any yet). "
                "Resume or rerun it on the Generate page.")
     st.stop()
+if batch.n_edited:
+    st.caption(f"{batch.n_edited} sample(s) of this run were edited in review: the filters, the map and the metrics use the edited texts.")
 embedder = get_embedder(settings.get("STUDIO_EMBEDDER"))
 ctx = FilterContext(store=store, embedder=embedder, max_embed_inline=128)
 
@@ -49,7 +51,7 @@ build_map = st.sidebar.toggle("Map and clusters for this run", value=False, key=
                               help="Embeds the samples (cached), lays them out with UMAP and clusters them, in the background. "
                                    "Needed for per-cluster shares, the kept/dropped map and cluster review.")
 if build_map:
-    job = start_map(get_map_jobs(), store, embedder, MapRequest(run_ids=(run_id,)))
+    job = start_batch_map(get_map_jobs(), store, embedder, batch)
     if job.running:
         job_progress(job, label="Map:", every_s=1.5)
     elif job.error:
@@ -69,16 +71,8 @@ for i, col in enumerate(st.columns(n_pipes, border=True)):
         # Results first, the editor below: the columns' figures stay level however long the editors are.
         result_slots.append(st.container())
         with st.expander("Steps and parameters", expanded=True):
-            if saved_labels:
-
-                def _load(i: int = i) -> None:
-                    if h := st.session_state.get(f"{P}_p{i}_load"):
-                        p = load_pipeline(store, h)
-                        load_into_state(i, p.name, p.canonical_steps())
-
-                st.selectbox("Start from a saved version", [None, *saved_labels], format_func=lambda h: "—" if h is None else saved_labels[h],
-                             key=f"{P}_p{i}_load", on_change=_load)
-            raw = pipeline_editor(i, batch.dimensions)
+            saved_version_picker(i, saved_labels, lambda h: load_pipeline(store, h))
+            raw = pipeline_editor(i, batch.dimensions, default_pipeline(i, batch))
         try:
             pipelines.append(Pipeline.parse(raw))
         except PipelineError as exc:

@@ -17,11 +17,11 @@ from components.generate_view import backend_form, connection_result, forecast_v
 from resources import backend_secrets, get_job_manager, get_local_server, get_store
 from services.generation.backends import BackendConfig, describe_error
 from services.generation.connect import call, check
-from services.generation.forecast import preview_forecast, rough_forecast
+from services.generation.forecast import past_speed, preview_forecast, rough_forecast
 from services.generation.presets import LOCAL, PRESETS, key_from
 from services.generation.proposals import Proposal, accept, propose_values
-from services.generation.run_setup import prepare_run, resume_config, run_backend
-from services.generation.run_store import Price, RunInfo, get_price, get_run, list_prices, list_runs, set_prices
+from services.generation.run_setup import PAGE_HOW, budget_note, budget_refusal, prepare_run, resume_config, run_backend
+from services.generation.run_store import Price, RunInfo, get_price, get_run, list_prices, list_runs, set_prices, shipped_prices
 from services.generation.runner import RunSettings
 from services.recipes.recipe import ModelSettings
 from services.recipes.version_store import save_version
@@ -51,7 +51,7 @@ if st.button("Test connection", key="generate_test"):
 
 # 3. Parameters -----------------------------------------------------------------------------
 st.subheader("Parameters")
-p = params_form(recipe.model)
+p = params_form(recipe.model, budget_note=budget_note(store, cfg.preset, cfg.model))
 model_settings = ModelSettings(temperature=p["temperature"], top_p=p["top_p"], max_tokens=p["max_tokens"], seed=p["seed"],
                                samples_per_item=p["samples_per_item"])
 settings = RunSettings(concurrency=p["concurrency"], rpm=p["rpm"], tpm=p["tpm"], timeout_s=p["timeout_s"])
@@ -63,6 +63,9 @@ def start(limit: int | None, name: str) -> None:
     if not is_local and not (run_cfg.base_url and run_cfg.model):
         st.error("Give a base URL and a model name first.")
         return
+    if refusal := budget_refusal(store, run_cfg.preset, run_cfg.model, p["budget_usd"], PAGE_HOW):
+        st.error(refusal)  # a budget on a model with no price: refused before anything is written or sent
+        return
     run_id = prepare_run(store, recipe, run_cfg, settings, model=model_settings, budget_usd=p["budget_usd"],
                          item_limit=limit, name=name)
     jobs.start(run_id, run_backend(store, run_id, run_cfg, local, settings.concurrency))
@@ -72,30 +75,37 @@ def start(limit: int | None, name: str) -> None:
         st.session_state["generate_preview_run"] = run_id
 
 
-def resume(run: RunInfo) -> None:
+def resume(run: RunInfo) -> bool:
     """Resume on the run's own backend, base_url and model (the form may show another by now)."""
+    if refusal := budget_refusal(store, run.backend, run.model, run.budget_usd, PAGE_HOW):
+        st.error(refusal)
+        return False
     keys = dict(secrets)
     if chosen.session_key and chosen.preset.key_env and (run.backend, run.base_url or "") == (cfg.preset, cfg.base_url):
         keys[chosen.preset.key_env] = chosen.session_key  # a key typed in this session for this very endpoint
     own = resume_config(run, secrets=keys)
     concurrency = int(run.settings.get("concurrency", 4))
     jobs.start(run.run_id, run_backend(store, run.run_id, own, server if run.backend == LOCAL else None, concurrency))
+    return True
 
 
 # 4. Preview and forecast -------------------------------------------------------------------
 st.subheader("Preview and forecast")
-price_editor(list_prices(store), on_save=partial(set_prices, store))
+price_editor(list_prices(store), shipped_prices(), on_save=partial(set_prices, store))
 price = Price() if is_local else get_price(store, run_cfg.model)
+parallel = 1 if is_local else settings.concurrency  # llama.cpp decodes one request at a time
 c1, c2 = st.columns([1, 3])
 n_preview = c1.number_input("Preview items", 1, 20, 3, key="generate_n_preview")
 if c2.button("Generate preview", key="generate_preview"):
-    start(int(n_preview), "preview")
-forecast_view("Rough forecast", rough_forecast(picked.preview.items, picked.n_items, model_settings.samples_per_item,
-                                               len(picked.steps), model_settings.max_tokens, price))
+    start(int(n_preview), f"{recipe.name} preview")
+forecast_view("Rough forecast", rough_forecast(
+    picked.preview.items, picked.n_items, model_settings.samples_per_item, len(picked.steps), model_settings.max_tokens,
+    price, speed=past_speed(store, cfg.preset, run_cfg.model, is_local), parallel=parallel, model=run_cfg.model,
+    rpm=settings.rpm, tpm=settings.tpm))
 preview_id = st.session_state.get("generate_preview_run")
 if preview_id and not jobs.is_active(preview_id):
-    concurrency = 1 if is_local else settings.concurrency  # llama.cpp decodes one request at a time
-    forecast_view("Forecast from the preview", preview_forecast(store, preview_id, picked.n_items, concurrency, price))
+    forecast_view("Forecast from the preview", preview_forecast(store, preview_id, picked.n_items, parallel, price,
+                                                                rpm=settings.rpm, tpm=settings.tpm))
 rendered_prompts(picked.preview)
 
 # 5. Run ------------------------------------------------------------------------------------
@@ -111,8 +121,7 @@ if runs:
         jobs.cancel(run.run_id)
         jobs.wait(run.run_id, timeout=2)
         st.rerun()
-    elif action == "resume":
-        resume(run)
+    elif action == "resume" and resume(run):
         st.rerun()
     live_run(store, jobs, run.run_id, active)
 else:

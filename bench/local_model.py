@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.runner_overhead import recipe  # noqa: E402
 from services.core.store import Store  # noqa: E402
-from services.generation.backends import LOCAL, BackendConfig, OpenAIBackend  # noqa: E402
+from services.generation.backends import BackendConfig, OpenAIBackend  # noqa: E402
 from services.generation.local_server import MODEL_NAME, N_CTX, LocalModelServer, find_gguf, thread_count  # noqa: E402
+from services.generation.presets import LOCAL  # noqa: E402
 from services.generation.run_setup import prepare_run  # noqa: E402
 from services.generation.runner import RunSettings, execute_run  # noqa: E402
 from services.recipes.plan import make_plan  # noqa: E402

@@ -1,30 +1,27 @@
 """The pipeline editor: steps (one of each kind, in the order picked) with parameter widgets.
 
 Widget keys are ``compare_filters_p{i}_{kind}_{param}``, so a saved version can be loaded into
-the widgets by writing those keys (``load_into_state``) before the editor renders.
+the widgets by writing those keys (``load_into_state``) before the editor renders. Parameters
+without a widget ride along under ``compare_filters_p{i}_loaded``, so load → save keeps the hash.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
+
+from services.curation.text_steps import LENGTH_UNITS
 
 STEP_LABELS = {
     "length": "Length bounds", "regex": "Regex", "keywords": "Keywords", "refusal": "Refusal / boilerplate",
     "exact_dedup": "Exact dedup", "minhash": "MinHash near-dup", "semantic_dedup": "Semantic dedup",
     "judge": "LLM judge", "adherence": "Condition adherence", "review": "Human review",
 }
-DEFAULT_STEPS = [
-    ["length", "refusal", "exact_dedup"],
-    ["length", "refusal", "minhash", "semantic_dedup", "adherence"],
-    ["refusal", "minhash"],
-    ["length", "exact_dedup"],
-]
-DEFAULT_NAMES = ["A", "B", "C", "D"]
-# B starts stricter than A, so two fresh pipelines already disagree on real data.
-DEFAULT_PARAMS: dict[int, dict[str, dict[str, Any]]] = {1: {"length": {"min": 20}, "semantic_dedup": {"threshold": 0.85}}}
 PREFIX = "compare_filters"
+NONE = "(none)"
 
 
 def _k(i: int, kind: str, param: str) -> str:
@@ -32,9 +29,11 @@ def _k(i: int, kind: str, param: str) -> str:
 
 
 def load_into_state(i: int, name: str, steps: list[dict[str, Any]]) -> None:
-    """Put a saved pipeline's name, step kinds and parameters into the editor's widget keys."""
+    """Put a saved pipeline's name, step kinds and parameters into the editor's widget keys; the
+    whole steps are kept too, for the parameters that have no widget."""
     st.session_state[f"{PREFIX}_p{i}_name"] = name
     st.session_state[f"{PREFIX}_p{i}_steps"] = [s["kind"] for s in steps if s.get("kind") in STEP_LABELS]
+    st.session_state[f"{PREFIX}_p{i}_loaded"] = {s["kind"]: dict(s) for s in steps if s.get("kind") in STEP_LABELS}
     for s in steps:
         kind = s.get("kind")
         for param, value in s.items():
@@ -45,23 +44,63 @@ def load_into_state(i: int, name: str, steps: list[dict[str, Any]]) -> None:
             if param in ("min", "max") and value is None:
                 value = 0
             if param in ("length_dimension", "keyword_dimension") and value is None:
-                value = "(none)"
-            if param == "extra_patterns":
-                continue
+                value = NONE
             st.session_state[_k(i, kind, param)] = value
 
 
-def _default(i: int, kind: str, param: str, value: Any) -> Any:
-    return DEFAULT_PARAMS.get(i % len(DEFAULT_NAMES), {}).get(kind, {}).get(param, value)
+def saved_version_picker(i: int, labels: dict[str, str], load: Callable[[str], Any]) -> None:
+    """'Start from a saved version' (hash -> label): picking one writes it into pipeline i's widgets.
+    ``load(hash)`` returns the pipeline (services.curation.pipeline_store.load_pipeline)."""
+    if not labels:
+        return
+    key = f"{PREFIX}_p{i}_load"
+
+    def _load() -> None:
+        if h := st.session_state.get(key):
+            p = load(h)
+            load_into_state(i, p.name, p.canonical_steps())
+
+    st.selectbox("Start from a saved version", [None, *labels], format_func=lambda h: "—" if h is None else labels[h],
+                 key=key, on_change=_load)
 
 
-def _params(i: int, kind: str, dimensions: list[str]) -> dict[str, Any]:
+# -- what survives a visit to another page ------------------------------------------------------
+
+MEMORY = f"{PREFIX}_memory"
+# Page widgets whose values are kept (buttons, downloads and the data editor cannot be set: not kept).
+KEPT = {f"{PREFIX}_{k}" for k in ("run", "n", "map", "bleu", "map_pipeline", "out_pipeline", "review_mode",
+                                  "review_source", "review_cluster", "judge_preset", "judge_model", "judge_url")}
+_EDITOR_KEY = re.compile(rf"{PREFIX}_p\d+_")
+
+
+def _kept(key: object) -> bool:
+    return isinstance(key, str) and (key in KEPT or bool(_EDITOR_KEY.match(key)))
+
+
+def keep_page_state() -> None:
+    """Streamlit forgets the values of widgets a run does not draw, so a visit to another page
+    would reset this one: copy what the user set to a plain key on every run and put back what
+    was forgotten. Call at the top of the page, before any widget."""
+    memory: dict[str, Any] = st.session_state.setdefault(MEMORY, {})
+    for key in [k for k in st.session_state if _kept(k)]:
+        memory[key] = st.session_state[key]
+    for key, value in memory.items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+# -- the editor ----------------------------------------------------------------------------------
+
+
+def _params(i: int, kind: str, dimensions: list[str], start: dict[str, Any]) -> dict[str, Any]:
+    """The widgets of one step; ``start`` holds this pipeline's starting parameters for the kind."""
     k = lambda p: _k(i, kind, p)  # noqa: E731 - a short local helper reads better here
+    d = lambda p, v: start.get(p, v)  # noqa: E731
     if kind == "length":
         c1, c2, c3 = st.columns(3)
         unit = c1.selectbox("Unit", ["words", "characters", "tokens"], key=k("unit"))
-        lo = c2.number_input("Min", min_value=0, value=_default(i, kind, "min", 3), step=1, key=k("min"), help="0: no minimum")
-        hi = c3.number_input("Max", min_value=0, value=0, step=10, key=k("max"), help="0: no maximum")
+        lo = c2.number_input("Min", min_value=0, value=d("min", 3), step=1, key=k("min"), help="0: no minimum")
+        hi = c3.number_input("Max", min_value=0, value=d("max", None) or 0, step=10, key=k("max"), help="0: no maximum")
         return {"unit": unit, "min": int(lo) or None, "max": int(hi) or None}
     if kind == "regex":
         pattern = st.text_input("Pattern", value=r"https?://", key=k("pattern"))
@@ -76,11 +115,11 @@ def _params(i: int, kind: str, dimensions: list[str]) -> dict[str, Any]:
     if kind == "exact_dedup":
         return {"normalise": st.checkbox("Normalise (case, punctuation, spaces)", value=True, key=k("normalise"))}
     if kind == "minhash":
-        t = st.slider("Jaccard threshold", 0.3, 1.0, 0.7, 0.01, key=k("threshold"))
-        size = st.number_input("Shingle size (words)", 1, 10, 3, key=k("shingle_size"))
+        t = st.slider("Jaccard threshold", *_span(k("threshold"), 0.3, 1.0), d("threshold", 0.7), 0.01, key=k("threshold"))
+        size = st.number_input("Shingle size (words)", 1, 20, d("shingle_size", 3), key=k("shingle_size"))
         return {"threshold": t, "shingle_size": int(size)}
     if kind == "semantic_dedup":
-        t = st.slider("Cosine threshold", 0.5, 1.0, _default(i, kind, "threshold", 0.92), 0.01, key=k("threshold"))
+        t = st.slider("Cosine threshold", 0.5, 1.0, d("threshold", 0.92), 0.01, key=k("threshold"))
         keep = st.radio("Keep", ["first", "centre"], horizontal=True, key=k("keep"), help="centre: the sample closest to its group's mean")
         return {"threshold": t, "keep": keep}
     if kind == "judge":
@@ -90,15 +129,43 @@ def _params(i: int, kind: str, dimensions: list[str]) -> dict[str, Any]:
         unscored = st.radio("Not scored yet", ["keep", "drop"], horizontal=True, key=k("unscored"))
         return {"rubric": rubric, "judge_model": model, "threshold": t, "unscored": unscored}
     if kind == "adherence":
-        opts = ["(none)", *dimensions]
-        ld = st.selectbox("Length asked by dimension", opts, index=_guess(opts, ("length", "size", "words")), key=k("length_dimension"))
-        tol = st.slider("Tolerance (share of the asked length)", 0.0, 2.0, 0.5, 0.05, key=k("tolerance"))
-        kd = st.selectbox("Keyword named by dimension", opts, key=k("keyword_dimension"))
-        return {"length_dimension": None if ld == "(none)" else ld, "tolerance": tol,
-                "keyword_dimension": None if kd == "(none)" else kd}
+        return _adherence(i, dimensions, start)
     if kind == "review":
         return {"unreviewed": st.radio("Not reviewed yet", ["drop", "keep"], horizontal=True, key=k("unreviewed"))}
     return {}
+
+
+def _span(key: str, lo: float, hi: float) -> tuple[float, float]:
+    """A slider's range, widened to a loaded value the step accepts but the usual range leaves out
+    (Streamlit refuses a value outside the range)."""
+    v = st.session_state.get(key)
+    return (min(lo, v), max(hi, v)) if isinstance(v, int | float) else (lo, hi)
+
+
+def _dimension_options(key: str, dimensions: list[str]) -> list[str]:
+    # A dimension picked on another run stays an option here (the step then notes it judges
+    # nothing), so switching runs and back does not lose the choice.
+    current = st.session_state.get(key)
+    return [NONE, *dimensions, *([current] if current and current != NONE and current not in dimensions else [])]
+
+
+def _adherence(i: int, dimensions: list[str], start: dict[str, Any]) -> dict[str, Any]:
+    k = lambda p: _k(i, "adherence", p)  # noqa: E731
+    opts = _dimension_options(k("length_dimension"), dimensions)
+    guess = opts.index(start["length_dimension"]) if start.get("length_dimension") in opts else _guess(opts, ("length", "size", "words"))
+    fmt = lambda o: o if o == NONE or o in dimensions else f"{o} (not in this run)"  # noqa: E731
+    ld = st.selectbox("Length asked by dimension", opts, index=guess, format_func=fmt, key=k("length_dimension"),
+                      help="Values such as '50 words', '30', 'between 50 and 100 words', '50-100', 'at most 20 words', "
+                           "'two sentences' or 'short'. A range is judged as a range.")
+    c1, c2 = st.columns(2)
+    tol = c1.slider("Tolerance (share of the asked length)", *_span(k("tolerance"), 0.0, 2.0), 0.5, 0.05, key=k("tolerance"))
+    bare = c2.selectbox("Bare numbers ('30', '50-100') count", LENGTH_UNITS, key=k("bare_unit"))
+    kd_opts = _dimension_options(k("keyword_dimension"), dimensions)
+    kd = st.selectbox("Keyword named by dimension", kd_opts, format_func=fmt, key=k("keyword_dimension"))
+    if ld == NONE and kd == NONE:
+        st.caption("Judges nothing until a dimension is chosen.")
+    return {"length_dimension": None if ld == NONE else ld, "tolerance": tol, "bare_unit": bare,
+            "keyword_dimension": None if kd == NONE else kd}
 
 
 def _guess(options: list[str], words: tuple[str, ...]) -> int:
@@ -108,13 +175,17 @@ def _guess(options: list[str], words: tuple[str, ...]) -> int:
     return 0
 
 
-def pipeline_editor(i: int, dimensions: list[str]) -> dict[str, Any]:
-    """Name and steps of pipeline ``i``; returns the raw pipeline dict (validated by the caller)."""
-    name = st.text_input("Name", value=DEFAULT_NAMES[i % len(DEFAULT_NAMES)], key=f"{PREFIX}_p{i}_name")
-    kinds = st.multiselect("Steps, in order", list(STEP_LABELS), default=DEFAULT_STEPS[i % len(DEFAULT_STEPS)],
+def pipeline_editor(i: int, dimensions: list[str], start: dict[str, Any]) -> dict[str, Any]:
+    """Name and steps of pipeline ``i``; returns the raw pipeline dict (validated by the caller).
+    ``start`` is the pipeline a fresh editor shows (services.curation.pipeline.default_pipeline)."""
+    defaults = {s["kind"]: s for s in start["steps"]}
+    loaded: dict[str, dict[str, Any]] = st.session_state.get(f"{PREFIX}_p{i}_loaded", {})
+    name = st.text_input("Name", value=start["name"], key=f"{PREFIX}_p{i}_name")
+    kinds = st.multiselect("Steps, in order", list(STEP_LABELS), default=list(defaults),
                            format_func=STEP_LABELS.get, key=f"{PREFIX}_p{i}_steps")
     steps = []
     for n, kind in enumerate(kinds):
         with st.expander(f"{n + 1}. {STEP_LABELS[kind]}", expanded=kind in ("length", "minhash", "semantic_dedup", "judge")):
-            steps.append({"kind": kind, **_params(i, kind, dimensions)})
+            # A loaded version's parameters without a widget first; the widgets' values over them.
+            steps.append({**loaded.get(kind, {}), "kind": kind, **_params(i, kind, dimensions, defaults.get(kind, {}))})
     return {"name": name, "steps": steps}

@@ -62,8 +62,9 @@ def recipe_picker(store: Any) -> PickedRecipe | None:
     return PickedRecipe(recipe, ref if kind == "saved" else None, preview, n_items, steps)
 
 
-def rendered_prompts(plan: Plan, n: int = 3) -> None:
-    """The first items' messages exactly as sent, as plain text."""
-    with st.expander("Rendered prompts of the first items"):
-        for it in plan.items[:n]:
+def rendered_prompts(plan: Plan) -> None:
+    """The first items' messages exactly as sent, as plain text: all of those the rough forecast
+    measured, so its count and this list agree."""
+    with st.expander(f"Rendered prompts of the first {len(plan.items)} item(s)"):
+        for it in plan.items:
             st.text("\n".join(f"[{m['role']}] {m['content']}" for m in it.messages))

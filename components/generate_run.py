@@ -32,6 +32,16 @@ def run_controls(run: RunInfo, active: bool) -> Action | None:
     return None
 
 
+def pacing_line(live: Any) -> str | None:
+    """One line on the worker's adaptive concurrency: allowed now of the ceiling, 429s so far, a pause."""
+    if live is None or not getattr(live, "limit", 0):
+        return None
+    line = f"Concurrency {live.concurrency} of {live.limit} · {live.rate_limited:,} rate-limit answer(s) (HTTP 429)"
+    if (wait := live.paused_s()) > 0:
+        line += f" · waiting {wait:.1f} s (Retry-After)"
+    return line
+
+
 def live_run(store: Any, jobs: Any, run_id: str, active: bool) -> None:
     """The run's progress, polled every second while its worker runs (only this fragment reruns);
     when the worker ends, one full rerun refreshes the page and stops the polling."""
@@ -39,6 +49,9 @@ def live_run(store: Any, jobs: Any, run_id: str, active: bool) -> None:
     @st.fragment(run_every=1.0 if active else None)
     def live() -> None:
         r = get_run(store, run_id)
+        line = pacing_line(jobs.live(run_id) if active and hasattr(jobs, "live") else None)
+        if line:
+            st.caption(line)
         live_view(r, progress(store, r), newest_samples(store, run_id), events(store, run_id), utc_now())
         if active and not jobs.is_active(run_id):
             st.rerun()

@@ -3,10 +3,16 @@
 A small asyncio HTTP/1.1 server (keep-alive, chunked streaming) so it can misbehave exactly:
 directives in the last user message choose the behaviour of that request —
 ``[[500]]`` ``[[503:once]]`` ``[[429:once]]`` (Retry-After) ``[[quota]]`` (429 insufficient_quota)
-``[[timeout]]`` ``[[malformed]]`` ``[[drop]]`` / ``[[drop:once]]`` (connection dropped mid-response)
-``[[slow:0.5]]``; ``:once`` fails only the first attempt of that prompt. Global settings (latency,
-a key to require, quota after N requests) via ``POST /_config``; counts via ``GET /_stats``
-(requests, in flight now and at most, per-prompt attempts, arrival times).
+``[[timeout]]`` ``[[malformed]]`` (a 200 whose JSON body is cut short) ``[[drop]]`` (connection dropped
+mid-response) ``[[streamcut]]`` (a stream whose connection drops after two chunks) ``[[streamend]]``
+(a stream that ends cleanly before its last chunk) ``[[slow:0.5]]``; on a failure directive
+``:once`` fails only the first attempt of that prompt and ``:N`` the first N. ``[[score:N]]`` makes
+the reply a judge's JSON (``{"score": N, "rationale": ...}``). Global settings via ``POST /_config``
+or the constructor: latency, a key to require, quota after N requests, ``rate_limit_first`` (the
+first N completion requests answer 429 with ``Retry-After: retry_after``) and ``remaining_requests``
+/ ``remaining_tokens`` / ``reset_requests`` (x-ratelimit-* headers on every success). Counts via
+``GET /_stats``: requests, in flight now and at most (and at each arrival), per-prompt attempts and
+successes, arrival times, times of 429 answers.
 
 In-process: ``with MockServer(latency=0.01) as url: ...``; as a process (benchmarks, the
 kill-and-resume test): ``python -m tests.mock_openai --port 0`` prints ``READY <port>``.
@@ -31,12 +37,19 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
 
 class MockState:
     def __init__(self, latency: float = 0.0, api_key: str | None = None, quota_after: int | None = None,
-                 completion_tokens: int = 5, models: tuple[str, ...] = ("mock-model",)):
+                 completion_tokens: int = 5, models: tuple[str, ...] = ("mock-model",), rate_limit_first: int = 0,
+                 retry_after: float | None = 0.05, remaining_requests: int | None = None,
+                 remaining_tokens: int | None = None, reset_requests: str | None = None):
         self.latency = latency
         self.api_key = api_key
         self.quota_after = quota_after
         self.completion_tokens = completion_tokens
         self.models = list(models)
+        self.rate_limit_first = rate_limit_first
+        self.retry_after = retry_after
+        self.remaining_requests = remaining_requests
+        self.remaining_tokens = remaining_tokens
+        self.reset_requests = reset_requests
         self.reset()
 
     def reset(self) -> None:
@@ -45,11 +58,21 @@ class MockState:
         self.in_flight = 0
         self.max_in_flight = 0
         self.attempts: dict[str, int] = {}
+        self.completed: dict[str, int] = {}
         self.arrivals: list[float] = []
+        self.in_flight_at_arrival: list[int] = []
+        self.rejections: list[float] = []
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests, "completions_ok": self.completions_ok, "in_flight": self.in_flight,
-                "max_in_flight": self.max_in_flight, "attempts": dict(self.attempts), "arrivals": list(self.arrivals)}
+                "max_in_flight": self.max_in_flight, "attempts": dict(self.attempts), "completed": dict(self.completed),
+                "arrivals": list(self.arrivals), "in_flight_at_arrival": list(self.in_flight_at_arrival),
+                "rejections": list(self.rejections)}
+
+    def rate_headers(self) -> dict[str, str]:
+        hdrs = {"x-ratelimit-remaining-requests": self.remaining_requests, "x-ratelimit-remaining-tokens": self.remaining_tokens,
+                "x-ratelimit-reset-requests": self.reset_requests}
+        return {k: str(v) for k, v in hdrs.items() if v is not None}
 
 
 def prompt_id(content: str) -> str:
@@ -161,6 +184,7 @@ class MockServer:
             s.arrivals.append(time.monotonic())
             s.in_flight += 1
             s.max_in_flight = max(s.max_in_flight, s.in_flight)
+            s.in_flight_at_arrival.append(s.in_flight)
             try:
                 return await self._completion(json.loads(body), writer)
             finally:
@@ -180,14 +204,19 @@ class MockServer:
             await asyncio.sleep(float(directives["slow"] or 1))
 
         def active(name: str) -> bool:
-            return name in directives and (directives[name] != "once" or attempt == 1)
+            if name not in directives:
+                return False
+            arg = directives[name]
+            return attempt == 1 if arg == "once" else attempt <= int(arg) if arg.isdigit() else True
 
         if "quota" in directives or (s.quota_after is not None and s.requests > s.quota_after):
             return await self._send(writer, 429, {"error": {"message": "You exceeded your current quota, please check your plan and billing details.",
                                                              "type": "insufficient_quota", "code": "insufficient_quota"}})
-        if active("429"):
+        if active("429") or s.requests <= s.rate_limit_first:
+            s.rejections.append(time.monotonic())
+            retry = {"Retry-After": f"{s.retry_after:g}"} if s.retry_after is not None else {}
             return await self._send(writer, 429, {"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}},
-                                    headers={"Retry-After": "0.05"})
+                                    headers=retry)
         for code in ("500", "503"):
             if active(code):
                 return await self._send(writer, int(code), {"error": {"message": f"mock {code}", "type": "server_error"}})
@@ -198,25 +227,33 @@ class MockServer:
             writer.write(head.encode() + b'{"id": "chatcmpl-x", "choices": [{"ind')
             await writer.drain()
             raise _Drop()
-        if "malformed" in directives:
+        if active("malformed"):
             return await self._send(writer, 200, raw=b'{"id": "chatcmpl-x", "choices": [{"index": 0, "message": ')
-        text = f"Sample for: {content.strip()[:80]}"
-        if "seed" in req and req.get("temperature", 1) > 0:
+        if "score" in directives:  # a judge's reply the studio's parser reads
+            text = json.dumps({"score": int(float(directives["score"] or 3)), "rationale": "mock judgement"})
+        else:
+            text = f"Sample for: {content.strip()[:80]}"
+        if "seed" in req and req.get("temperature", 1) > 0 and "score" not in directives:
             text += f" (seed {req['seed']})"
         usage = {"prompt_tokens": sum(len((m.get("content") or "").split()) for m in msgs),
                  "completion_tokens": s.completion_tokens}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-        s.completions_ok += 1
         model = req.get("model", "mock-model")
+        if req.get("stream") and (active("streamcut") or active("streamend")):
+            return await self._stream(writer, model, text, None, cut="drop" if active("streamcut") else "end")
+        s.completions_ok += 1
+        s.completed[pid] = s.completed.get(pid, 0) + 1
         if req.get("stream"):
             return await self._stream(writer, model, text, usage if (req.get("stream_options") or {}).get("include_usage") else None)
-        await self._send(writer, 200, {
+        await self._send(writer, 200, headers=self.state.rate_headers(), payload={
             "id": f"chatcmpl-{pid}-{attempt}", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": usage,
         })
 
-    async def _stream(self, writer: asyncio.StreamWriter, model: str, text: str, usage: dict | None) -> None:
+    async def _stream(self, writer: asyncio.StreamWriter, model: str, text: str, usage: dict | None, cut: str | None = None) -> None:
+        """An SSE stream; ``cut='drop'`` closes the connection after two chunks, ``cut='end'`` ends the
+        body cleanly there, without the finishing chunk or [DONE]."""
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
 
         def chunk(obj: Any) -> bytes:
@@ -224,7 +261,12 @@ class MockServer:
             return f"{len(data):x}\r\n".encode() + data + b"\r\n"
 
         base = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
-        for word in text.split(" "):
+        for i, word in enumerate(text.split(" ")):
+            if cut and i == 2:
+                if cut == "end":
+                    writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                raise _Drop()
             writer.write(chunk({**base, "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}]}))
         writer.write(chunk({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
         if usage:

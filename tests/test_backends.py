@@ -6,8 +6,9 @@ import socket
 
 import pytest
 
-from services.generation.backends import LOCAL, PRESETS, BackendConfig, check_connection, describe_error, key_from, request_params
+from services.generation.backends import BackendConfig, check_connection, describe_error, request_params
 from services.generation.local_server import LocalModelServer, find_gguf, thread_count
+from services.generation.presets import LOCAL, PRESETS, key_from
 from tests.mock_openai import MockServer
 from tests.run_helpers import plan_run, recipe
 

@@ -6,8 +6,11 @@ import json
 
 import numpy as np
 
-from services.curation.compare import compare, diversity_before_after, intended_distribution
+from services.core.hashing import text_hash
+from services.curation.compare import build_batch_map, compare, diversity_before_after, intended_distribution
 from services.curation.pipeline import FilterContext, Pipeline, ScoreCache, load_batch
+from services.curation.review_store import edit_sample
+from services.explore.diversity import metrics
 from services.explore.embedders import HashEmbedder
 from services.explore.embedding_store import embed_texts
 from tests.explore_data import insert_run
@@ -98,3 +101,28 @@ def test_empty_run_compares_to_zero(store):
     insert_run(store, "empty", [])
     c = compare(load_batch(store, "empty"), [A, B])
     assert c.summary["kept"].tolist() == [0, 0] and c.flags == []
+
+
+def test_edited_texts_drive_the_map_and_the_metrics(store, monkeypatch):
+    import services.explore.projection as projection
+
+    monkeypatch.setattr(projection, "umap_layout", lambda v, p: projection.pca_layout(v))  # UMAP itself: test_projection.py
+    crafted_run(store)
+    edited = "A lighthouse keeper counts gulls while the kettle sings."
+    edit_sample(store, "r1-0", edited)
+    edit_sample(store, "r1-1", "")  # an emptied text has nothing to embed
+    batch = load_batch(store, "r1")
+    assert batch.n_edited == 2 and batch.texts[0] == edited
+    emb = HashEmbedder()
+    m = build_batch_map(store, emb, batch)
+    assert m.items.ids == [batch.keys[0], *batch.keys[2:]] and m.items.texts[0] == edited
+    assert np.allclose(m.vectors[0], embed_texts(store, emb, [edited])[0])
+    assert m.labels is not None and len(m.layout) == len(m.items) and "1 empty text(s)" in m.notes[0]
+    # The layout is cached under the edited texts: a run that was never edited shares Explore's.
+    hashes = store.query("SELECT items_hash FROM projections")
+    assert hashes == [(projection.items_hash(m.items.ids, [text_hash(t) for t in m.items.texts]),)]
+    # The metrics before and after filtering read the edited texts too.
+    before = diversity_before_after(compare(batch, [A, B]), None, self_bleu=False).loc[0]
+    originals = [t for (t,) in store.query("SELECT original_text FROM samples_latest WHERE run_id = 'r1' ORDER BY item_idx")]
+    assert before["vocabulary"] == metrics(batch.texts, None, None, bleu_sample=0)["vocabulary"]
+    assert before["vocabulary"] != metrics(originals, None, None, bleu_sample=0)["vocabulary"]

@@ -140,6 +140,33 @@ def test_map_of_kept_and_dropped_and_cluster_review(db_path, fake_embedder):
     assert get_store().scalar("SELECT count(*) FROM review_decisions WHERE decision = 'drop'") > 0
 
 
+def test_edited_texts_are_mapped_and_said_so(db_path, fake_embedder):
+    from services.core.hashing import text_hash
+    from services.curation.pipeline import load_batch
+    from services.curation.review_store import edit_sample
+    from services.explore.projection import items_hash
+
+    seed(db_path)
+    store = Store(db_path)
+    edit_sample(store, "run-a-0", "An edited story: a lighthouse keeper counts gulls while the kettle sings.")
+    store.close()
+    at = app(db_path).run()
+    assert any("1 sample(s) of this run were edited" in c.value and "edited texts" in c.value for c in at.caption)
+    at.toggle(key="compare_filters_map").set_value(True).run()
+    for _ in range(60):
+        assert not at.exception, at.exception
+        if any(r.key == "compare_filters_map_pipeline" for r in at.radio):
+            break
+        time.sleep(0.5)
+        at.run()
+    else:
+        raise AssertionError("the map never appeared")
+    # The map was laid out from the edited text, not the generated original.
+    batch = load_batch(get_store(), "run-a")
+    mapped = get_store().query("SELECT items_hash FROM projections")
+    assert mapped == [(items_hash(batch.keys, [text_hash(t) for t in batch.texts]),)]
+
+
 @pytest.mark.browser
 def test_browser_two_pipelines_side_by_side(tmp_path):
     from tests.browser import browser_page, run_studio, screenshot, wait_for_app

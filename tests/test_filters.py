@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+import re
 
 import numpy as np
 import pytest
@@ -26,7 +28,16 @@ from services.curation.pipeline_store import (
     save_pipeline,
 )
 from services.curation.review_store import edit_sample, sample_history, set_review
-from services.curation.text_steps import AdherenceStep, KeywordStep, LengthStep, RefusalStep, RegexStep, requested_length
+from services.curation.text_steps import (
+    AdherenceStep,
+    KeywordStep,
+    LengthStep,
+    RefusalStep,
+    RegexStep,
+    length_dimensions,
+    requested_length,
+)
+from services.demo.loader import load_demo
 from services.explore.embedders import HashEmbedder
 from services.generation.backends import BackendConfig, Completion, OpenAIBackend
 from tests.explore_data import insert_run
@@ -203,6 +214,72 @@ def test_condition_adherence_length_and_keyword():
     v = AdherenceStep(length_dimension="length", keyword_dimension="topic", tolerance=0.5).verdicts(SampleBatch.from_texts(texts, conds))
     assert kept(v) == [True, False, True, False]
     assert "asked '2 sentences', got 5 sentences" in v[1].reason and "missing 'tea'" in v[3].reason
+
+
+def words(n: int) -> str:
+    return " ".join(["word"] * n)
+
+
+def test_adherence_counts_bare_numbers_in_the_chosen_unit():
+    # Values like the demo's: '30' and '100' with no unit are words unless said otherwise.
+    assert requested_length("30") == ("words", 30, 30) and requested_length("about 100") == ("words", 100, 100)
+    assert requested_length("30", "sentences") == ("sentences", 30, 30)
+    conds = [{"length": "30"}] * 4 + [{"length": "100"}] * 4
+    texts = [words(n) for n in (10, 20, 45, 50, 40, 60, 150, 160)]
+    v = AdherenceStep(length_dimension="length").verdicts(SampleBatch.from_texts(texts, conds))
+    # ±50 %: 30 asks for 15..45 words, 100 for 50..150.
+    assert kept(v) == [False, True, True, False, False, True, True, False]
+    assert "asked '30', got 10 words" in v[0].reason and v[0].score == pytest.approx(2 / 3)
+    chars = SampleBatch.from_texts(["x" * 30, words(30)], [{"length": "30"}, {"length": "30"}])
+    assert kept(AdherenceStep(length_dimension="length", bare_unit="characters").verdicts(chars)) == [True, False]
+    assert kept(AdherenceStep(length_dimension="length").verdicts(chars)) == [False, True]
+
+
+def test_adherence_judges_ranges_as_ranges():
+    assert requested_length("between 50 and 100 words") == ("words", 50, 100)
+    assert requested_length("50-100") == ("words", 50, 100)
+    assert requested_length("50–100", "tokens") == ("tokens", 50, 100)
+    assert requested_length("2 to 3 sentences") == ("sentences", 2, 3)
+    assert requested_length("at most 20 words") == ("words", 0, 20)
+    assert requested_length("at least 3 sentences") == ("sentences", 3, math.inf)
+    assert requested_length("a 50-word review") == ("words", 50, 50)
+    assert requested_length("1,000 characters") == ("characters", 1000, 1000)
+    # Numbers that are not a length stay unjudged: a unit is needed unless the value is only a length.
+    assert requested_length("3 friends") is None and requested_length("people over 18") is None
+    conds = [{"length": "between 50 and 100 words"}] * 3 + [{"length": "50-100"}, {"length": "at most 20 words"}]
+    texts = [words(50), words(100), words(120), words(40), words(22)]
+    v = AdherenceStep(length_dimension="length", tolerance=0.1).verdicts(SampleBatch.from_texts(texts, conds))
+    # Anywhere inside the range is exact; outside, the error is measured from the nearer bound.
+    assert [x.score for x in v] == [0.0, 0.0, pytest.approx(0.2), pytest.approx(0.2), pytest.approx(0.1)]
+    assert kept(v) == [True, True, False, False, True]
+    assert "asked '50-100', got 40 words" in v[3].reason
+
+
+def test_adherence_that_cannot_judge_says_so_in_its_note():
+    batch = SampleBatch.from_texts(["good food", "bad food"], [{"label": "positive"}, {"label": "negative"}])
+    steps = [AdherenceStep(length_dimension="label"), AdherenceStep(length_dimension="length"), parse_step({"kind": "adherence"})]
+    notes = [run_pipeline(Pipeline(name="p", steps=[s]), batch).notes for s in steps]
+    assert "judges nothing on this run" in notes[0][0] and "no value of 'label' names a length ('positive', 'negative')" in notes[0][0]
+    assert "no sample has a 'length' condition" in notes[1][0]
+    assert "judges nothing" in notes[2][0]  # no dimension chosen: valid, never an error, but it says so
+    mixed = SampleBatch.from_texts([words(30), words(3)], [{"length": "30"}, {"length": "whatever"}])
+    r = run_pipeline(Pipeline(name="p", steps=[AdherenceStep(length_dimension="length")]), mixed)
+    assert r.n_dropped == 0 and "1 of 2 samples ask no length in 'length' ('whatever')" in r.notes[0]
+    judged = SampleBatch.from_texts([words(30)], [{"length": "30"}])
+    assert run_pipeline(Pipeline(name="p", steps=[AdherenceStep(length_dimension="length")]), judged).notes == []
+
+
+def test_adherence_on_the_demo_run_judges_every_sample(store):
+    load_demo(store)
+    batch = next(b for b in (load_batch(store, r) for (r,) in store.query("SELECT run_id FROM runs")) if "length" in b.dimensions)
+    assert length_dimensions(batch) == ["length"]
+    r = run_pipeline(Pipeline(name="p", steps=[AdherenceStep(length_dimension="length")]), batch)
+    # The same count a SQL user gets: word counts outside ±50 % of the bare number asked.
+    asked = [float(c["length"]) for c in batch.conditions]
+    got = [len(re.findall(r"\w+(?:['’]\w+)*", t)) for t in batch.texts]
+    outside = sum(abs(g - a) / a > 0.5 for a, g in zip(asked, got, strict=True))
+    assert r.notes == [] and 0 < r.n_dropped == outside
+    assert set(r.code[~r.kept].tolist()) == {"length not as requested"}
 
 
 def test_review_keeps_only_what_a_reviewer_kept(store):

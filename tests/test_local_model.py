@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from services.generation.backends import LOCAL, BackendConfig, OpenAIBackend, check_connection
+from services.generation.backends import BackendConfig, OpenAIBackend, check_connection
 from services.generation.local_server import MODEL_NAME, LocalModelServer
+from services.generation.presets import LOCAL
 from services.generation.run_setup import prepare_run
 from services.generation.run_store import get_run, run_samples
 from services.generation.runner import RunSettings, execute_run

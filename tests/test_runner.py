@@ -161,3 +161,24 @@ def test_runs_left_running_are_interrupted_at_startup(store):
 def test_settings_round_trip():
     s = RunSettings(concurrency=7, rpm=10)
     assert RunSettings.from_json({**s.to_json(), "unknown": 1}) == s
+
+
+def test_runs_get_unique_names_and_can_be_renamed(store):
+    from services.generation.run_store import create_run, get_run, rename_run, unique_run_name
+
+    def new(name: str) -> str:
+        return create_run(store, plan_id="p", recipe_hash="h", backend="local", base_url=None, model="m", params={},
+                          settings={}, samples_per_item=1, name=name)
+
+    assert unique_run_name(store, "reviews preview") == "reviews preview"
+    first = new(unique_run_name(store, "reviews preview"))
+    second = new(unique_run_name(store, "reviews preview"))
+    third = new(unique_run_name(store, "reviews preview"))
+    assert [get_run(store, r).name for r in (first, second, third)] == ["reviews preview", "reviews preview 2", "reviews preview 3"]
+    rename_run(store, second, "  baseline  ")
+    assert get_run(store, second).name == "baseline"
+    assert unique_run_name(store, "reviews preview") == "reviews preview 2"  # the freed name is reused
+    with pytest.raises(ValueError):
+        rename_run(store, first, " ")
+    with pytest.raises(KeyError):
+        rename_run(store, "nope", "x")

@@ -2,6 +2,7 @@
 
     python -m services run recipe.yaml --backend local --db data/studio.duckdb
     python -m services run recipe.yaml --backend openai --model gpt-4o-mini --budget 0.50
+    python -m services run recipe.yaml --backend vllm --model my-model --price-in 0 --price-out 0 --budget 1
     python -m services run --resume run-0123abcd --db data/studio.duckdb
 
 The key comes from the environment (the preset's variable, or --api-key-env); never from a flag,
@@ -17,9 +18,10 @@ import threading
 from pathlib import Path
 
 from services.core.store import Store, StoreLockedError
-from services.generation.backends import LOCAL, PRESETS, BackendConfig
+from services.generation.backends import BackendConfig
 from services.generation.connect import preset_config
-from services.generation.run_store import get_run, mark_interrupted, progress
+from services.generation.presets import LOCAL, PRESETS
+from services.generation.run_store import Price, get_price, get_run, mark_interrupted, progress, set_price
 from services.generation.runner import RunSettings, run_blocking
 from services.recipes.recipe import RecipeError
 from services.recipes.recipe_yaml import from_yaml
@@ -46,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tpm", type=int)
     run.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
     run.add_argument("--max-retries", type=int, default=2)
-    run.add_argument("--budget", type=float, help="stop when this many USD are spent")
+    run.add_argument("--budget", type=float, help="stop when this many USD are spent (the model needs a price)")
+    run.add_argument("--price-in", type=float, metavar="USD", help="price of the run's model per million input tokens "
+                     "(saved in the database's price table; default: the table's, shipped for common hosted models)")
+    run.add_argument("--price-out", type=float, metavar="USD", help="price of the run's model per million output tokens")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     from services.cli.curate import add_parser as add_curate
 
@@ -58,6 +63,44 @@ def _config(args: argparse.Namespace) -> BackendConfig:
     key = os.environ.get(args.api_key_env) if args.api_key_env else None
     return preset_config(args.backend, model=args.model, base_url=args.base_url, api_key=key,
                          timeout_s=args.timeout, max_retries=args.max_retries)
+
+
+def _apply_price(store: Store, args: argparse.Namespace, preset: str, model: str) -> str | None:
+    """Save --price-in/--price-out for the run's model; returns a complaint, or None."""
+    if args.price_in is None and args.price_out is None:
+        return None
+    if preset == LOCAL:
+        print("The built-in model costs nothing: --price-in/--price-out are ignored.", file=sys.stderr)
+        return None
+    if min(v for v in (args.price_in, args.price_out) if v is not None) < 0:
+        return "--price-in and --price-out cannot be negative."
+    known = get_price(store, model)
+    if known is None and (args.price_in is None or args.price_out is None):
+        return f"Model '{model}' has no price yet: give both --price-in and --price-out."
+    price = Price(args.price_in if args.price_in is not None else known.input_per_mtok,
+                  args.price_out if args.price_out is not None else known.output_per_mtok)
+    set_price(store, model, price)
+    print(f"price of {model}: ${price.input_per_mtok:g} in, ${price.output_per_mtok:g} out per million tokens", flush=True)
+    return None
+
+
+def _budget_gate(store: Store, args: argparse.Namespace, preset: str, model: str, budget: float | None) -> bool:
+    """Save the flags' price, then refuse (False, said on stderr) a budget that could not be kept:
+    a cap on a model with no price could never fire. Runs before anything is written or sent."""
+    from services.generation.run_setup import CLI_HOW, PriceNeeded, check_budget
+
+    problem, note = _apply_price(store, args, preset, model), None
+    if problem is None:
+        try:
+            note = check_budget(store, preset, model, budget, CLI_HOW)
+        except PriceNeeded as exc:
+            problem = str(exc)
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return False
+    if note:
+        print(note, flush=True)
+    return True
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -81,6 +124,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = _config(args) if explicit else resume_config(run, timeout_s=args.timeout, max_retries=args.max_retries)
         run_id = run.run_id
         concurrency = int(run.settings.get("concurrency", args.concurrency))
+        preset, model, budget = cfg.preset, run.model, run.budget_usd  # the runner prices the run's own model
     else:
         if args.recipe is None:
             print("Give a recipe file, or --resume RUN_ID.", file=sys.stderr)
@@ -97,11 +141,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             "samples_per_item": args.samples_per_item, "temperature": args.temperature,
             "max_tokens": args.max_tokens, "seed": args.seed}.items() if v is not None})
         cfg = _config(args)
+        preset, model, budget, concurrency = cfg.preset, cfg.model, args.budget, args.concurrency
         settings = RunSettings(concurrency=args.concurrency, rpm=args.rpm, tpm=args.tpm, timeout_s=args.timeout,
                                max_retries=args.max_retries)
+    if not _budget_gate(store, args, preset, model, budget):
+        store.close()
+        return 2
+    if not args.resume:
         run_id = prepare_run(store, recipe, cfg, settings, model=m, budget_usd=args.budget, item_limit=args.limit,
                              name=args.recipe.stem)
-        concurrency = args.concurrency
     print(f"run {run_id} -> {store.path}", flush=True)
     local = LocalModelServer(log_dir=store.work_dir) if cfg.preset == LOCAL else None
     factory = run_backend(store, run_id, cfg, local, concurrency)

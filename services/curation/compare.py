@@ -4,7 +4,8 @@ Per pipeline: kept and dropped counts with the reasons per step (the per-step dr
 total dropped); per condition value and per cluster, the share removed, with a flag on a filter
 that wipes out a cluster or a condition value; the intended distribution of each dimension (the
 plan) against what remains; the samples one pipeline keeps and another drops, both ways; and the
-same diversity metrics as the Explore page (``services.explore.diversity``) before and after.
+same diversity metrics as the Explore page (``services.explore.diversity``) before and after; and
+a map of the batch's own texts, so a reviewer's edit moves its point.
 
 Everything expensive is cached in the ``ScoreCache`` (step scores, diversity per kept set), so a
 threshold change recomputes only thresholds and group counts (bench/compare_rerun.py).
@@ -18,9 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from services.core.hashing import digest, text_hash
 from services.core.store import Store
 from services.curation.pipeline import FilterContext, Pipeline, PipelineResult, SampleBatch, ScoreCache, run_pipeline
 from services.explore.diversity import metrics
+from services.explore.embedders import Embedder
+from services.explore.embedding_store import embed_texts
+from services.explore.items import ItemSet, usable
+from services.explore.map_jobs import MapData, MapJob, MapJobs
+from services.explore.projection import ClusterParams, LayoutParams, cluster, default_min_cluster_size, pca_layout, project
 
 HIT_HARD_SHARE = 0.5  # a group losing at least this share, and 1.5 times the overall share, is flagged
 MAX_DIVERSITY_TEXTS = 2000
@@ -254,3 +261,41 @@ def diversity_before_after(
         m = cache.memo(key, compute) if cache is not None else compute()
         rows.append({"set": name, "samples": int(mask.sum()), "measured_on": len(idx), **{k: v for k, v in m.items() if k != "n"}})
     return pd.DataFrame(rows)
+
+
+# -- the map of a batch ---------------------------------------------------------------------------
+
+
+def batch_items(batch: SampleBatch) -> tuple[ItemSet, list[str]]:
+    """The batch's texts (edits included) as map items, empty ones left out, with notes saying so."""
+    frame = pd.DataFrame({"id": batch.keys, "text": batch.texts, "source": f"run:{batch.run_id}", "run_id": batch.run_id})
+    checked = usable(ItemSet(frame=frame, label=batch.run_id or ""))
+    return checked.items, checked.notes
+
+
+def build_batch_map(store: Store, embedder: Embedder, batch: SampleBatch, job: MapJob | None = None) -> MapData:
+    """Embed (cache first), lay out (UMAP) and cluster the batch's texts, as Explore does for a run
+    but on the latest texts: Explore maps the generated originals, the comparison filters the edits.
+    An unedited run hits the same cached embeddings, layout and clusters as Explore's map of it."""
+    job = job or MapJob(key="inline")
+    items, notes = batch_items(batch)
+    texts, ids, n = items.texts, items.ids, len(items)
+    label = f"embedding {n} texts with {embedder.name}"
+    job.report("embedding", 0, n, label)
+    vectors = embed_texts(store, embedder, texts, progress=lambda done, total: job.report("embedding", done, total, label))
+    data = MapData(items=items, vectors=vectors, pca=pca_layout(vectors), model=embedder.name, notes=list(notes))
+    if n < 3:
+        data.notes.append(f"{n} text(s): too few for a map, clusters or most metrics (need at least 3).")
+        return data
+    job.report("umap", n, n, f"UMAP on {n} points")
+    data.projection_id, data.xy = project(store, vectors, ids, [text_hash(t) for t in texts], embedder.name, "umap", LayoutParams())
+    data.cluster_params = ClusterParams(min_cluster_size=default_min_cluster_size(n))
+    job.report("clusters", n, n, "HDBSCAN clusters")
+    data.clustering_id, data.labels = cluster(store, data.projection_id, data.xy, ids, data.cluster_params)
+    return data
+
+
+def start_batch_map(jobs: MapJobs, store: Store, embedder: Embedder, batch: SampleBatch) -> MapJob:
+    """Submit (or find) the background map of this batch; an edit changes the batch, so the key."""
+    key = digest("batch-map", batch.fingerprint, embedder.name)
+    return jobs.submit(key, lambda job: build_batch_map(store, embedder, batch, job))

@@ -28,11 +28,11 @@ from services.curation.dedup_steps import ExactDedupStep, MinHashStep, SemanticD
 from services.curation.judge_step import JudgeStep
 from services.curation.review_step import ReviewStep
 from services.curation.step_base import Decision, FilterContext, FilterStep, SampleBatch, StepScores, Verdict
-from services.curation.text_steps import AdherenceStep, KeywordStep, LengthStep, RefusalStep, RegexStep
+from services.curation.text_steps import AdherenceStep, KeywordStep, LengthStep, RefusalStep, RegexStep, length_dimensions
 
 __all__ = [
     "STEP_TYPES", "AnyStep", "Decision", "FilterContext", "FilterStep", "Pipeline", "PipelineError", "PipelineResult",
-    "SampleBatch", "ScoreCache", "StepScores", "Verdict", "load_batch", "parse_step", "run_pipeline",
+    "SampleBatch", "ScoreCache", "StepScores", "Verdict", "default_pipeline", "load_batch", "parse_step", "run_pipeline",
 ]
 
 STEP_TYPES: dict[str, type] = {
@@ -123,6 +123,34 @@ class Pipeline(BaseModel):
 
     def step_names(self) -> list[str]:
         return [f"{i + 1}. {s.label()}" for i, s in enumerate(self.steps)]
+
+
+# -- starting pipelines ----------------------------------------------------------------------------
+
+# What a fresh Compare page shows. B starts stricter than A, so two fresh pipelines already disagree on real data.
+DEFAULT_PIPELINES: tuple[tuple[str, tuple[dict[str, Any], ...]], ...] = (
+    ("A", ({"kind": "length", "min": 3}, {"kind": "refusal"}, {"kind": "exact_dedup"})),
+    ("B", ({"kind": "length", "min": 20}, {"kind": "refusal"}, {"kind": "minhash"},
+           {"kind": "semantic_dedup", "threshold": 0.85}, {"kind": "adherence"})),
+    ("C", ({"kind": "refusal"}, {"kind": "minhash"})),
+    ("D", ({"kind": "length", "min": 3}, {"kind": "exact_dedup"})),
+)
+
+
+def default_pipeline(i: int, batch: SampleBatch) -> dict[str, Any]:
+    """Starting pipeline ``i`` for this batch (raw, as the editor returns it). A step that cannot
+    apply to the batch is left out, so a default never opens in an error or a silent no-op:
+    condition adherence checks the first dimension whose values ask for a length, if any."""
+    name, steps = DEFAULT_PIPELINES[i % len(DEFAULT_PIPELINES)]
+    out = []
+    for step in steps:
+        if step["kind"] == "adherence":
+            dims = length_dimensions(batch)
+            if not dims:
+                continue
+            step = {**step, "length_dimension": dims[0]}
+        out.append(dict(step))
+    return {"name": name, "steps": out}
 
 
 # -- the score cache -------------------------------------------------------------------------------
@@ -272,9 +300,9 @@ def run_pipeline(pipeline: Pipeline, batch: SampleBatch, ctx: FilterContext | No
 def load_batch(store: Store, run_id: str) -> SampleBatch:
     """A run's successful output samples, with their latest (possibly edited) texts, in plan order."""
     rows = store.query(
-        """SELECT sample_key, text, condition FROM samples_latest
+        """SELECT sample_key, text, condition, edit_version FROM samples_latest
            WHERE run_id = ? AND step = 'output' AND error IS NULL ORDER BY item_idx, sample_idx, sample_key""",
         [run_id],
     )
     return SampleBatch(keys=[r[0] for r in rows], texts=[r[1] or "" for r in rows], conditions=[dict(r[2] or {}) for r in rows],
-                       run_id=run_id)
+                       run_id=run_id, n_edited=sum(1 for r in rows if r[3]))

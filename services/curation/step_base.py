@@ -21,12 +21,14 @@ from services.core.hashing import digest, text_hash
 
 @dataclass
 class SampleBatch:
-    """Samples a pipeline reads: ids, (latest) texts and conditions, aligned by position."""
+    """Samples a pipeline reads: ids, (latest) texts and conditions, aligned by position.
+    ``n_edited``: how many texts are a reviewer's edit rather than the generated original."""
 
     keys: list[str]
     texts: list[str]
     conditions: list[dict[str, str]]
     run_id: str | None = None
+    n_edited: int = 0
 
     def __post_init__(self) -> None:
         self.texts = ["" if t is None else str(t) for t in self.texts]

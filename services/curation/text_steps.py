@@ -261,28 +261,68 @@ class RefusalStep(BaseStep):
 
 # -- condition adherence ---------------------------------------------------------------------
 
-_NUMBER_UNIT = re.compile(r"(\d+)\s*(words?|sentences?|characters?|chars?|paragraphs?|tokens?)", re.IGNORECASE)
+LENGTH_UNITS = ("words", "sentences", "characters", "tokens", "paragraphs")
+_UNIT_NAMES = {"word": "words", "sentence": "sentences", "character": "characters", "char": "characters",
+               "paragraph": "paragraphs", "token": "tokens"}
+_UNIT = r"[\s-]*(?P<unit>words?|sentences?|characters?|chars?|paragraphs?|tokens?)\b"
+_APPROX = r"(?:(?:about|around|roughly|approximately|approx\.?|~|exactly)\s*)?"
+_N = r"\d{1,3}(?:,\d{3})+|\d+"  # 1,000 or 1000
+# The forms a length can take, tried in order ({U}: where the unit goes). lo/hi missing: open-ended.
+_LENGTH_FORMS = (
+    r"between\s+(?P<lo>{N})\s+and\s+(?P<hi>{N}){U}",
+    r"(?P<lo>{N})\s*(?:-|–|—|to)\s*(?P<hi>{N}){U}",
+    r"(?:at most|up to|no more than|not more than|under|fewer than|less than|max(?:imum)?(?: of)?)\s*(?P<hi>{N}){U}",
+    r"(?:at least|no fewer than|no less than|not less than|more than|over|min(?:imum)?(?: of)?)\s*(?P<lo>{N}){U}",
+    r"(?P<n>{N}){U}",
+)
+# With a unit the length may sit inside a longer value ('a 50-word review'); without one the value
+# must be nothing but the length ('30', 'about 30', '50-100'), so '3 friends' or 'over 18' in
+# another kind of dimension is not read as a length.
+_WITH_UNIT = [re.compile(r"(?<![\w.,])" + f.replace("{U}", _UNIT).replace("{N}", _N)) for f in _LENGTH_FORMS]
+_BARE = [re.compile(_APPROX + f.replace("{U}", "").replace("{N}", _N)) for f in _LENGTH_FORMS]
 _NUMBER_WORDS = {"one": 1, "a": 1, "single": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10}
 _WORD_UNIT = re.compile(r"\b(" + "|".join(_NUMBER_WORDS) + r")\s+(words?|sentences?|paragraphs?)\b", re.IGNORECASE)
 # Named lengths, in words: a generous range each (models rarely count).
 NAMED_LENGTHS = {"short": (1, 60), "brief": (1, 60), "medium": (30, 200), "long": (100, math.inf), "detailed": (80, math.inf)}
 
 
-def requested_length(value: str) -> tuple[str, float, float] | None:
-    """(unit, low, high) asked for by a condition value like '50 words', 'two sentences', 'short';
-    None when the value names no length."""
-    v = (value or "").strip().lower()
-    m = _NUMBER_UNIT.search(v) or _WORD_UNIT.search(v)
-    if m:
-        n = float(m.group(1)) if m.group(1).isdigit() else float(_NUMBER_WORDS[m.group(1).lower()])
-        unit = m.group(2).lower().rstrip("s")
-        unit = {"char": "characters", "character": "characters", "word": "words", "sentence": "sentences",
-                "paragraph": "paragraphs", "token": "tokens"}[unit]
-        return unit, n, n
+def _bounds(m: re.Match) -> tuple[float, float]:
+    g = {k: float(v.replace(",", "")) for k, v in m.groupdict().items() if v is not None and k != "unit"}
+    if "n" in g:
+        return g["n"], g["n"]
+    lo, hi = g.get("lo", 0.0), g.get("hi", math.inf)
+    return (hi, lo) if lo > hi else (lo, hi)
+
+
+def requested_length(value: str, bare_unit: str = "words") -> tuple[str, float, float] | None:
+    """(unit, low, high) asked for by a condition value: '50 words', 'between 50 and 100 words',
+    '50-100 tokens', 'at most 20 words', 'two sentences', 'short', or a bare number or range ('30',
+    '50-100') counted in ``bare_unit``; None when the value names no length."""
+    v = " ".join((value or "").lower().split()).strip(" .!")
+    for rx in _WITH_UNIT:
+        if m := rx.search(v):
+            return _UNIT_NAMES[m.group("unit").rstrip("s")], *_bounds(m)
+    for rx in _BARE:
+        if m := rx.fullmatch(v):
+            return bare_unit, *_bounds(m)
+    if m := _WORD_UNIT.search(v):
+        n = float(_NUMBER_WORDS[m.group(1).lower()])
+        return _UNIT_NAMES[m.group(2).lower().rstrip("s")], n, n
     for name, (lo, hi) in NAMED_LENGTHS.items():
         if re.search(rf"\b{name}\b", v):
             return "words", lo, hi
     return None
+
+
+def length_dimensions(batch: SampleBatch, bare_unit: str = "words") -> list[str]:
+    """Dimensions whose every value names a length, those named like one first (the adherence
+    step's default)."""
+    found = []
+    for d in batch.dimensions:
+        values = {c[d] for c in batch.conditions if c.get(d)}
+        if values and all(requested_length(v, bare_unit) for v in values):
+            found.append(d)
+    return sorted(found, key=lambda d: not any(w in d.lower() for w in ("length", "size", "words", "long")))
 
 
 def _count(text: str, unit: str) -> float:
@@ -293,56 +333,100 @@ def _count(text: str, unit: str) -> float:
     return float(measure([text], unit)[0])
 
 
+def _length_error(actual: float, lo: float, hi: float) -> float:
+    """0 inside [lo, hi], else the distance to the nearer bound as a share of that bound."""
+    if actual < lo:
+        return (lo - actual) / lo
+    if actual > hi:
+        return (actual - hi) / max(hi, 1.0)
+    return 0.0
+
+
+def _examples(values: list[str]) -> str:
+    seen = list(dict.fromkeys(v for v in values if v))[:3]
+    return ", ".join(repr(v) for v in seen)
+
+
 class AdherenceStep(BaseStep):
     """Does a sample do what its condition asked? The length named by ``length_dimension`` (e.g.
-    '50 words', 'two sentences', 'short') within a relative ``tolerance``, and the word(s) named by
-    ``keyword_dimension`` present in the text. Values that name no length are not judged."""
+    '50 words', '30', 'between 50 and 100 words', 'two sentences', 'short') within a relative
+    ``tolerance`` of the asked length or range, and the word(s) named by ``keyword_dimension``
+    present in the text. Bare numbers count in ``bare_unit``. Samples it cannot judge are kept and
+    the step's note says how many (a step that judges nothing says so rather than keep silently)."""
 
     kind: Literal["adherence"] = "adherence"
     length_dimension: str | None = None
     tolerance: float = 0.5
+    bare_unit: Literal["words", "sentences", "characters", "tokens", "paragraphs"] = "words"
     keyword_dimension: str | None = None
     keyword_require: Literal["all", "any"] = "all"
-    SCORE_PARAMS: ClassVar[tuple[str, ...]] = ("length_dimension", "keyword_dimension", "keyword_require")
+    SCORE_PARAMS: ClassVar[tuple[str, ...]] = ("length_dimension", "bare_unit", "keyword_dimension", "keyword_require")
     TITLE: ClassVar[str] = "condition adherence"
 
     @model_validator(mode="after")
     def _check(self) -> AdherenceStep:
         if not 0 <= self.tolerance <= 5:
             raise ValueError(f"the tolerance must be between 0 and 5 (a share of the requested length), got {self.tolerance}")
-        if not self.length_dimension and not self.keyword_dimension:
-            raise ValueError("name a length dimension or a keyword dimension (or both)")
         return self
 
     def label(self) -> str:
         parts = []
         if self.length_dimension:
-            parts.append(f"length per '{self.length_dimension}' ±{self.tolerance:.0%}")
+            bare = "" if self.bare_unit == "words" else f" (bare numbers: {self.bare_unit})"
+            parts.append(f"length per '{self.length_dimension}' ±{self.tolerance:.0%}{bare}")
         if self.keyword_dimension:
             parts.append(f"mentions '{self.keyword_dimension}'")
-        return "adherence: " + ", ".join(parts)
+        return "adherence: " + (", ".join(parts) or "no dimension chosen")
 
     def score(self, batch: SampleBatch, ctx: FilterContext) -> StepScores:
         n = len(batch)
-        # Relative length error (|actual - target| / target, 0 inside a named range); NaN when not asked.
+        # Relative length error (0 inside the asked range); NaN where no length was asked.
         err = np.full(n, np.nan)
         asked: list[str | None] = [None] * n
         missing: list[list[str]] = [[] for _ in range(n)]
         for i, (t, cond) in enumerate(zip(batch.texts, batch.conditions, strict=True)):
             if self.length_dimension:
-                req = requested_length(cond.get(self.length_dimension, ""))
-                if req:
+                value = cond.get(self.length_dimension, "")
+                if req := requested_length(value, self.bare_unit):
                     unit, lo, hi = req
                     actual = _count(t, unit)
-                    err[i] = 0.0 if lo <= actual <= hi else (lo - actual) / lo if actual < lo else (actual - hi) / hi
-                    asked[i] = f"asked {cond.get(self.length_dimension)!r}, got {int(actual)} {unit}"
+                    err[i] = _length_error(actual, lo, hi)
+                    asked[i] = f"asked {value!r}, got {int(actual)} {unit}"
             if self.keyword_dimension and cond.get(self.keyword_dimension):
                 words = [w.strip() for w in re.split(r"[,;/]", cond[self.keyword_dimension]) if w.strip()]
                 low = t.lower()
                 absent = [w for w in words if not re.search(r"\b" + re.escape(w.lower()) + r"\b", low)]
                 if (self.keyword_require == "all" and absent) or (self.keyword_require == "any" and len(absent) == len(words)):
                     missing[i] = absent
-        return StepScores(err, {"asked": asked, "missing": missing})
+        return StepScores(err, {"asked": asked, "missing": missing}, self._note(batch, err))
+
+    def _note(self, batch: SampleBatch, err: np.ndarray) -> str | None:
+        """What the step could not judge on this batch, in words; None when it judged everything."""
+        if not self.length_dimension and not self.keyword_dimension:
+            return "judges nothing: choose a dimension that asks for a length or names keywords"
+        parts, judged_any = [], False
+        if d := self.length_dimension:
+            values = [c.get(d, "") for c in batch.conditions]
+            have = sum(1 for v in values if v)
+            judged = int(np.isfinite(err).sum())
+            judged_any |= judged > 0
+            if not have:
+                parts.append(f"no sample has a '{d}' condition, so no length was judged")
+            elif not judged:
+                parts.append(f"no value of '{d}' names a length ({_examples(values)}), so no length was judged; "
+                             f"write e.g. '50 words', '30' or 'between 50 and 100 words'")
+            elif judged < len(batch):
+                unasked = [v for v, e in zip(values, err.tolist(), strict=True) if np.isnan(e)]
+                parts.append(f"{len(batch) - judged} of {len(batch)} samples ask no length in '{d}' "
+                             f"({_examples(unasked) or 'no value'}): kept without a length check")
+        if k := self.keyword_dimension:
+            have = sum(1 for c in batch.conditions if c.get(k))
+            judged_any |= have > 0
+            if not have:
+                parts.append(f"no sample has a '{k}' condition, so no keyword was checked")
+        if not parts:
+            return None
+        return ("judges nothing on this run: " if not judged_any else "") + "; ".join(parts)
 
     def decide(self, scores: StepScores, alive: np.ndarray, batch: SampleBatch) -> Decision:
         err = scores.values

@@ -3,6 +3,9 @@
 A backend is a base_url + model (+ a key taken from the environment or st.secrets by the
 caller). Keys live only in memory: ``BackendConfig`` never serialises its key and its repr
 hides it, so it cannot leak into the database, logs or exports by accident.
+
+Retries are not the client's (it is built with ``max_retries=0``) but ``retry.RetryPolicy``'s,
+with the config's ``max_retries`` as budget: ``attempt`` sends one request, ``complete`` retries it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import httpx2
 import openai
 from openai import AsyncOpenAI
 
-from services.generation.presets import LOCAL, PRESETS, Preset, key_from  # noqa: F401  (re-exported)
+from services.generation.rate_signals import RateSignal, read_headers
+from services.generation.retry import IncompleteResponse, RetryPolicy, is_quota_body, is_quota_error  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
@@ -28,12 +32,13 @@ class BackendConfig:
     model: str
     api_key: str | None = field(default=None, repr=False)
     timeout_s: float = 60.0
-    max_retries: int = 2
+    max_retries: int = 2  # the retry policy's budget: attempts = 1 + max_retries at most
+    stream: bool = False  # stream completions (a long answer then never idles a proxy into a timeout)
 
     def public(self) -> dict[str, Any]:
         """What may be stored or shown: everything except the key."""
         return {"preset": self.preset, "base_url": self.base_url, "model": self.model,
-                "timeout_s": self.timeout_s, "max_retries": self.max_retries}
+                "timeout_s": self.timeout_s, "max_retries": self.max_retries, "stream": self.stream}
 
     def with_base_url(self, base_url: str) -> BackendConfig:
         return replace(self, base_url=base_url)
@@ -46,10 +51,14 @@ class Completion:
     completion_tokens: int | None
     finish_reason: str | None
     latency_ms: float
+    rate: RateSignal | None = None  # what the provider's headers said about its rate limits
 
 
 class ChatBackend(Protocol):
-    """A chat backend: one request, one completion. Retries and timeouts are its own."""
+    """A chat backend: one request, one completion. Retries and timeouts are its own.
+
+    A backend may also offer ``attempt`` (one try, no retry) and ``retry`` (its ``RetryPolicy``):
+    the runner then runs the retries itself, so that it counts and paces every attempt."""
 
     model: str
 
@@ -58,41 +67,13 @@ class ChatBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
-class _QuotaAwareClient(AsyncOpenAI):
-    # The client retries every 429; a 429 with insufficient_quota will never succeed, so it
-    # must not be retried: the runner stops the run instead.
-    def _should_retry(self, response: httpx2.Response) -> bool:  # type: ignore[override]
-        if response.status_code == 429 and is_quota_body(_safe_text(response)):
-            return False
-        return super()._should_retry(response)
-
-
-def _safe_text(response: httpx2.Response) -> str:
-    try:
-        return response.text
-    except httpx2.ResponseNotRead:
-        return ""
-
-
-def is_quota_body(text: str) -> bool:
-    return "insufficient_quota" in (text or "")
-
-
-def is_quota_error(exc: BaseException) -> bool:
-    if not isinstance(exc, openai.RateLimitError):
-        return False
-    body = exc.body if isinstance(exc.body, dict) else {}
-    code = body.get("code") or (body.get("error") or {}).get("code") if isinstance(body, dict) else None
-    return code == "insufficient_quota" or is_quota_body(str(exc))
-
-
 def make_client(cfg: BackendConfig, *, max_connections: int = 100) -> AsyncOpenAI:
     # Local servers want no key, but the client insists on one: send a placeholder.
-    return _QuotaAwareClient(
+    return AsyncOpenAI(
         base_url=cfg.base_url,
         api_key=cfg.api_key or "not-needed",
         timeout=httpx2.Timeout(cfg.timeout_s, connect=min(10.0, cfg.timeout_s)),
-        max_retries=cfg.max_retries,
+        max_retries=0,  # every retry is retry.RetryPolicy's: one budget, every attempt counted
         http_client=httpx2.AsyncClient(limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)),
     )
 
@@ -103,11 +84,20 @@ class OpenAIBackend:
     def __init__(self, cfg: BackendConfig, *, max_connections: int = 100):
         self.cfg = cfg
         self.model = cfg.model
+        self.retry = RetryPolicy(cfg.max_retries)
         self.client = make_client(cfg, max_connections=max_connections)
 
     async def complete(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
+        return await self.retry.run(lambda: self.attempt(messages, params))
+
+    async def attempt(self, messages: list[dict[str, str]], params: dict[str, Any]) -> Completion:
+        """One request, no retry; a truncated body raises ``json.JSONDecodeError``, a cut stream
+        ``IncompleteResponse`` (both transient for the retry policy)."""
         t0 = time.perf_counter()
-        resp = await self.client.chat.completions.create(model=self.model, messages=messages, **params)
+        if self.cfg.stream:
+            return await self._streamed(messages, params, t0)
+        raw = await self.client.chat.completions.with_raw_response.create(model=self.model, messages=messages, **params)
+        resp = raw.parse()
         latency = (time.perf_counter() - t0) * 1000
         if not getattr(resp, "choices", None):
             raise ValueError(f"the backend returned no choices: {str(resp)[:200]!r}")
@@ -119,7 +109,29 @@ class OpenAIBackend:
             completion_tokens=getattr(usage, "completion_tokens", None),
             finish_reason=choice.finish_reason,
             latency_ms=latency,
+            rate=read_headers(raw.headers),
         )
+
+    async def _streamed(self, messages: list[dict[str, str]], params: dict[str, Any], t0: float) -> Completion:
+        stream = await self.client.chat.completions.create(model=self.model, messages=messages, stream=True,
+                                                           stream_options={"include_usage": True}, **params)
+        parts: list[str] = []
+        finish: str | None = None
+        usage = None
+        try:
+            async for chunk in stream:
+                usage = getattr(chunk, "usage", None) or usage
+                if chunk.choices:
+                    parts.append(chunk.choices[0].delta.content or "")
+                    finish = chunk.choices[0].finish_reason or finish
+        except (httpx2.TransportError, openai.APIConnectionError) as exc:
+            raise IncompleteResponse(f"the stream was cut off after {len(parts)} chunk(s) ({type(exc).__name__})") from exc
+        finally:
+            await stream.close()
+        if finish is None:  # a stream that just stops has no finish reason: the answer is not whole
+            raise IncompleteResponse(f"the stream ended after {len(parts)} chunk(s) without a finish reason")
+        return Completion("".join(parts), getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None),
+                          finish, (time.perf_counter() - t0) * 1000, read_headers(stream.response.headers))
 
     async def aclose(self) -> None:
         await self.client.close()
@@ -156,6 +168,8 @@ def describe_error(exc: BaseException, base_url: str = "") -> str:
         return "Rate limited (HTTP 429) even after retries: lower the concurrency or set an RPM/TPM limit."
     if isinstance(exc, openai.APIStatusError):
         return f"HTTP {exc.status_code} from the backend: {str(exc)[:300]}"
+    if isinstance(exc, IncompleteResponse):
+        return f"The answer ended early{where}: {exc}."
     if isinstance(exc, openai.APIResponseValidationError | ValueError):
         return f"Malformed response from the backend: {str(exc)[:300]}"
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):

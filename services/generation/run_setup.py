@@ -1,25 +1,80 @@
-"""Preparing a run: save the recipe version and its plan, record the run, build its backend."""
+"""Preparing a run: check its budget can be kept, save the recipe version and its plan, record the
+run, build its backend."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from services.core.errors import StudioError
 from services.core.store import Store
-from services.generation.backends import LOCAL, BackendConfig, ChatBackend, request_params
+from services.generation.backends import BackendConfig, ChatBackend, request_params
 from services.generation.connect import backend_factory, preset_config
 from services.generation.local_server import LocalModelServer
-from services.generation.run_store import RunInfo, create_run, set_status
+from services.generation.presets import LOCAL
+from services.generation.run_store import RunInfo, create_run, get_price, set_status, unique_run_name
 from services.generation.runner import RunSettings
 from services.recipes.plan import make_plan
 from services.recipes.plan_store import save_plan
 from services.recipes.recipe import ModelSettings, Recipe
 from services.recipes.version_store import save_version
 
+# How to set a price, in the words of where the run was asked for.
+PAGE_HOW = "Set its price in the price table above (USD per million input and output tokens)"
+CLI_HOW = "Set its price with --price-in and --price-out (USD per million input and output tokens)"
+ANY_HOW = ("Set its price (USD per million input and output tokens) in the price table on the Generate page, "
+           "or with --price-in and --price-out on the command line")
+FREE_NOTE = "The built-in model costs nothing: a budget cap cannot be exceeded there, so it never stops a run."
+
+
+class PriceNeeded(StudioError):
+    """A budget cap on a model with no price: the cap could never fire, so nothing is sent."""
+
+    title = "The run was not started"
+
+
+def check_budget(store: Store, preset: str, model: str, budget_usd: float | None,
+                 how: str = ANY_HOW) -> str | None:
+    """Refuse (``PriceNeeded``) a budget that could not be kept because the model has no price;
+    return a note when the budget cannot be reached (the built-in model is free), else None."""
+    if budget_usd is None:
+        return None
+    if preset == LOCAL:
+        return FREE_NOTE
+    if get_price(store, model) is None:
+        raise PriceNeeded(
+            f"No price is known for model '{model}', so a budget cap of ${budget_usd:.4g} could not be kept "
+            f"(every request would count as $0). Nothing was sent. {how}, or run without a budget "
+            "(a model you host yourself can be priced at 0)."
+        )
+    return None
+
+
+def budget_refusal(store: Store, preset: str, model: str, budget_usd: float | None, how: str = ANY_HOW) -> str | None:
+    """Why a run with this budget is refused (see ``check_budget``), or None when it may start."""
+    try:
+        check_budget(store, preset, model, budget_usd, how)
+    except PriceNeeded as exc:
+        return str(exc)
+    return None
+
+
+def budget_note(store: Store, preset: str, model: str) -> str | None:
+    """What to say next to a budget before a run starts: the built-in model is free; a model with
+    no price would have its run refused."""
+    if preset == LOCAL:
+        return FREE_NOTE
+    if get_price(store, model) is None:
+        return f"'{model}' has no price: a run with a budget will be refused until the price table has one."
+    return None
+
 
 def prepare_run(store: Store, recipe: Recipe, backend: BackendConfig, settings: RunSettings, *,
                 model: ModelSettings | None = None, budget_usd: float | None = None, item_limit: int | None = None,
-                name: str | None = None) -> str:
-    """Write the recipe version, the plan (before anything is sent) and a planned run; returns its id."""
+                name: str | None = None, price_how: str = ANY_HOW) -> str:
+    """Write the recipe version, the plan (before anything is sent) and a planned run; returns its id.
+    Raises ``PriceNeeded`` first, writing nothing, for a budget on a model with no price (its message
+    ends with ``price_how``)."""
+    check_budget(store, backend.preset, backend.model, budget_usd, price_how)
     version = save_version(store, recipe)
     plan = make_plan(recipe)
     save_plan(store, plan)
@@ -28,7 +83,8 @@ def prepare_run(store: Store, recipe: Recipe, backend: BackendConfig, settings: 
         store, plan_id=plan.plan_id, recipe_hash=version.recipe_hash, backend=backend.preset,
         base_url=None if backend.preset == LOCAL else backend.base_url, model=backend.model,
         params=request_params(m.temperature, m.top_p, m.max_tokens, m.seed), settings=settings.to_json(),
-        samples_per_item=m.samples_per_item, budget_usd=budget_usd, item_limit=item_limit, name=name,
+        samples_per_item=m.samples_per_item, budget_usd=budget_usd, item_limit=item_limit,
+        name=unique_run_name(store, name or recipe.name),  # two runs never share a name
     )
 
 

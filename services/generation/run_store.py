@@ -5,16 +5,21 @@ Timestamps are written from Python in UTC (naive), so durations computed from th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import yaml
 
 from services.core.clock import utc_now
+from services.core.paths import DATA_DIR
 from services.core.store import Store
 
 STATUSES = ("planned", "running", "finished", "cancelled", "failed", "interrupted")
@@ -85,6 +90,28 @@ def get_run(store: Store, run_id: str) -> RunInfo:
 
 def list_runs(store: Store, limit: int = 50) -> list[RunInfo]:
     return [_run(r) for r in store.query(f"SELECT {_RUN_COLS} FROM runs ORDER BY created_at DESC LIMIT ?", [limit])]
+
+
+def rename_run(store: Store, run_id: str, name: str) -> None:
+    """Give a run the name it is shown by everywhere (pages, SQL, exports)."""
+    name = name.strip()
+    if not name:
+        raise ValueError("a run's name cannot be empty")
+    with store.write() as cur:
+        if cur.execute("UPDATE runs SET name = ? WHERE run_id = ? RETURNING run_id", [name, run_id]).fetchall() == []:
+            raise KeyError(f"no run {run_id}")
+
+
+def unique_run_name(store: Store, base: str) -> str:
+    """``base``, or ``base 2``, ``base 3``… so that two runs never share a name (a preview is not
+    just 'preview', and two chips with one label cannot be told apart)."""
+    taken = {r[0] for r in store.query("SELECT name FROM runs WHERE name = ? OR name LIKE ?", [base, base + " %"])}
+    if base not in taken:
+        return base
+    n = 2
+    while f"{base} {n}" in taken:
+        n += 1
+    return f"{base} {n}"
 
 
 def set_status(store: Store, run_id: str, status: str, error: str | None = None, *, started: bool = False,
@@ -177,10 +204,20 @@ class Progress:
     rows: int  # all rows incl. intermediate steps
     first_at: datetime | None
     last_at: datetime | None
+    # This attempt (a resume is a new one): when its worker started, and the outputs it has ended
+    # (generated or failed) since, with the first and last of their times. Its rate is the run's own.
+    attempt_at: datetime | None = None
+    attempt_ended: int = 0
+    attempt_first_at: datetime | None = None
+    attempt_last_at: datetime | None = None
 
     @property
     def fraction(self) -> float:
         return min(1.0, (self.done + self.failed) / self.total) if self.total else 0.0
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total - self.done - self.failed)
 
 
 def run_total(store: Store, run: RunInfo) -> int:
@@ -197,7 +234,14 @@ def progress(store: Store, run: RunInfo) -> Progress:
         " min(created_at), max(created_at) FROM samples WHERE run_id = ?",
         [run.run_id],
     )[0]
-    return Progress(run_total(store, run), int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]), int(row[5]), row[6], row[7])
+    # The latest 'started' event marks this attempt; before the worker writes it, the run's start does.
+    attempt_at = store.scalar("SELECT max(event_at) FROM run_events WHERE run_id = ? AND kind = 'started'", [run.run_id]) or run.started_at
+    ended, first, last = store.query(
+        "SELECT count(*), min(created_at), max(created_at) FROM samples WHERE run_id = ? AND step = 'output' AND created_at >= ?",
+        [run.run_id, attempt_at],
+    )[0] if attempt_at else (0, None, None)
+    return Progress(run_total(store, run), int(row[0]), int(row[1]), int(row[2]), int(row[3]), float(row[4]), int(row[5]), row[6], row[7],
+                    attempt_at, int(ended), first, last)
 
 
 def newest_samples(store: Store, run_id: str, limit: int = 8) -> list[dict[str, Any]]:
@@ -216,7 +260,39 @@ def run_samples(store: Store, run_id: str, step: str | None = "output") -> list[
     return [dict(zip(cols, r, strict=True)) for r in store.query(sql + " ORDER BY item_idx, sample_idx, step", params)]
 
 
+def request_timings(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Every successful request of a run in the order it ended, with its latency and the time since
+    the request that ended before it (None for the first): what a forecast measures speed from."""
+    cols = ["item_idx", "sample_idx", "step", "prompt_tokens", "completion_tokens", "latency_ms", "gap_ms"]
+    rows = store.query(
+        "SELECT item_idx, sample_idx, step, prompt_tokens, completion_tokens, latency_ms,"
+        " date_diff('microsecond', lag(created_at) OVER (ORDER BY created_at), created_at) / 1000.0"
+        " FROM samples WHERE run_id = ? AND error IS NULL ORDER BY created_at, item_idx, sample_idx",
+        [run_id],
+    )
+    return [dict(zip(cols, r, strict=True)) for r in rows]
+
+
+def past_request_speeds(store: Store, backend: str, model: str, limit: int = 2000) -> list[tuple[float, float | None, int]]:
+    """(latency_ms, gap_ms, completion_tokens) of the newest successful requests of earlier runs on
+    this backend and model, leaving out each run's first request (it carries the cold start)."""
+    return store.query(
+        "SELECT latency_ms, gap_ms, completion_tokens FROM ("
+        "  SELECT s.latency_ms, s.completion_tokens, s.created_at,"
+        "   date_diff('microsecond', lag(s.created_at) OVER w, s.created_at) / 1000.0 AS gap_ms,"
+        "   row_number() OVER w AS n"
+        "  FROM samples s JOIN runs r USING (run_id)"
+        "  WHERE r.backend = ? AND r.model = ? AND s.error IS NULL AND s.latency_ms > 0 AND s.completion_tokens > 0"
+        "  WINDOW w AS (PARTITION BY s.run_id ORDER BY s.created_at))"
+        " WHERE n > 1 ORDER BY created_at DESC LIMIT ?",
+        [backend, model, limit],
+    )
+
+
 # -- prices ------------------------------------------------------------------------------
+PRICES_FILE = DATA_DIR / "prices.yaml"
+
+
 @dataclass(frozen=True)
 class Price:
     input_per_mtok: float = 0.0
@@ -226,17 +302,67 @@ class Price:
         return ((prompt_tokens or 0) * self.input_per_mtok + (completion_tokens or 0) * self.output_per_mtok) / 1e6
 
 
+@dataclass(frozen=True)
+class PriceTable:
+    """The shipped defaults: when they were true and where they come from, next to the figures."""
+
+    as_of: str
+    source: str
+    prices: dict[str, Price]
+
+
+@functools.cache
+def shipped_prices(path: Path = PRICES_FILE) -> PriceTable:
+    """data/prices.yaml, read once; a missing or broken file ships no prices (runs still work, and
+    a budget then needs a price set by hand) rather than breaking every run."""
+    try:
+        body = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        prices = {str(m): Price(float(v["input"]), float(v["output"])) for m, v in (body.get("models") or {}).items()}
+    except (OSError, yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as exc:
+        return PriceTable("unknown", f"nothing: {path.name} could not be read ({exc}).", {})
+    return PriceTable(str(body.get("as_of", "")), " ".join(str(body.get("source", "")).split()), prices)
+
+
+_seeded: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def _seed_prices(store: Store) -> None:
+    """Copy a shipped price into the table for each model the table lacks, once per store: a row
+    the user set (or edited) is never overwritten."""
+    if store in _seeded:
+        return
+    with store.write() as cur:
+        have = {m for (m,) in cur.execute("SELECT model FROM model_prices").fetchall()}
+        for model, p in shipped_prices().prices.items():
+            if model not in have:
+                cur.execute("INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, updated_at) VALUES (?, ?, ?, ?)",
+                            [model, p.input_per_mtok, p.output_per_mtok, utc_now()])
+    _seeded.add(store)
+
+
 def get_price(store: Store, model: str) -> Price | None:
+    _seed_prices(store)
     rows = store.query("SELECT input_per_mtok, output_per_mtok FROM model_prices WHERE model = ?", [model])
     return Price(*rows[0]) if rows else None
 
 
 def list_prices(store: Store) -> list[tuple[str, float, float]]:
+    _seed_prices(store)
     return store.query("SELECT model, input_per_mtok, output_per_mtok FROM model_prices ORDER BY model")
+
+
+def set_price(store: Store, model: str, price: Price) -> None:
+    """Set one model's price (USD per million tokens), keeping every other row."""
+    _seed_prices(store)  # first, so the shipped row cannot come back over this one
+    with store.write() as cur:
+        cur.execute("DELETE FROM model_prices WHERE model = ?", [model])
+        cur.execute("INSERT INTO model_prices (model, input_per_mtok, output_per_mtok, updated_at) VALUES (?, ?, ?, ?)",
+                    [model, float(price.input_per_mtok), float(price.output_per_mtok), utc_now()])
 
 
 def set_prices(store: Store, prices: dict[str, Price]) -> None:
     """Replace the price table with these rows (model -> USD per million tokens)."""
+    _seed_prices(store)
     with store.write() as cur:
         cur.execute("DELETE FROM model_prices")
         for model, p in prices.items():

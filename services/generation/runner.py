@@ -1,7 +1,9 @@
 """Executing a run: a background worker owned by the process, asyncio inside.
 
-One retry layer (the openai client's, configured in the backend), an explicit timeout per
-request and a deadline per item, a concurrency limit, RPM/TPM throttling and a budget cap.
+One retry layer (``retry.RetryPolicy``, with the backend's budget; every attempt is counted in the
+sample's ``attempts``), an explicit timeout per request and a deadline per item, an adaptive
+concurrency limit (``pacing``: halved on 429s, raised again on successes, up to the configured
+one), RPM/TPM throttling and a budget cap.
 Samples are written as they arrive (small batches, flushed every ~0.1 s) under deterministic
 keys, so a resume generates only what is missing. A quota error (HTTP 429
 ``insufficient_quota``) or a wrong key/path/model stops the run instead of failing every item.
@@ -25,6 +27,8 @@ from services.core.clock import utc_now
 from services.core.errors import StudioError
 from services.core.store import Store
 from services.generation.backends import ChatBackend, Completion, describe_error, is_quota_error
+from services.generation.pacing import AdaptiveConcurrency, LiveState
+from services.generation.retry import RetryPolicy, Tally
 from services.generation.run_store import (
     Price,
     add_event,
@@ -50,11 +54,11 @@ CANCEL_POLL_S = 0.05
 
 @dataclass
 class RunSettings:
-    concurrency: int = 4
+    concurrency: int = 4  # the ceiling: the pacer lowers it on 429s and raises it back
     rpm: int | None = None  # requests per window
     tpm: int | None = None  # tokens per window (estimated before, as the provider does)
     timeout_s: float = 60.0  # per request, enforced by the client
-    max_retries: int = 2  # the client's own retries
+    max_retries: int = 2  # retries per request (the backend's own budget wins when it has one)
     item_deadline_s: float | None = None  # per unit of work (one request incl. its retries)
     window_s: float = 60.0  # throttle window (60 s = per minute; tests shorten it)
 
@@ -125,10 +129,22 @@ class _State:
     stop: str | None = None  # why no new work is started
     stop_status: str = "failed"
     buffer: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # run events waiting for the next flush
 
 
-async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: threading.Event | None = None) -> Outcome:
-    """Generate every missing sample of a run; returns how it ended (also written to the run)."""
+def _retry_path(backend: ChatBackend) -> tuple[Callable[..., Any], RetryPolicy]:
+    """One attempt and the policy that repeats it: the backend's own when it offers them; a backend
+    that does not (a fake, a wrapper) is one attempt as far as the run can tell."""
+    attempt, policy = getattr(backend, "attempt", None), getattr(backend, "retry", None)
+    if attempt is not None and isinstance(policy, RetryPolicy):
+        return attempt, policy
+    return backend.complete, RetryPolicy(0)
+
+
+async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: threading.Event | None = None,
+                      live: LiveState | None = None) -> Outcome:
+    """Generate every missing sample of a run; returns how it ended (also written to the run).
+    ``live`` (optional) is kept up to date with the concurrency allowed now and the 429s seen."""
     cancel = cancel or threading.Event()
     run = get_run(store, run_id)
     settings = RunSettings.from_json(run.settings)
@@ -145,13 +161,16 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
     add_event(store, run_id, "started", f"{len(units)} sample(s) to generate" + (f", retrying {retried} failed" if retried else "")
               + f"; concurrency {settings.concurrency}")
     throttle = Throttle(settings.rpm, settings.tpm, settings.window_s)
+    per_request = estimate_tokens(units[0][0].messages, int(run.params.get("max_tokens", 256))) if units else 0
+    pacer = AdaptiveConcurrency(settings.concurrency, tokens_per_request=per_request, live=live, on_change=state.notes.append)
+    attempt_once, policy = _retry_path(backend)
     budget = run.budget_usd
     if budget is not None and state.spent >= budget:
         state.stop, state.stop_status = f"The budget cap (${budget:.4f}) was already reached.", "cancelled"
     queue = iter(units)
 
     def row(item: PlanItem, s: int, step: str, msgs: list[dict[str, str]], params: dict[str, Any], res: Completion | None,
-            error: str | None, latency_ms: float | None) -> dict[str, Any]:
+            error: str | None, latency_ms: float | None, attempts: int = 0) -> dict[str, Any]:
         return {
             "sample_key": sample_key(run_id, item.key, s, step), "run_id": run_id, "plan_id": run.plan_id,
             "item_idx": item.index, "item_key": item.key, "sample_idx": s, "step": step, "recipe_hash": run.recipe_hash,
@@ -159,22 +178,31 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
             "text": res.text if res else None, "model": run.model, "params": json.dumps(params),
             "prompt_tokens": res.prompt_tokens if res else None, "completion_tokens": res.completion_tokens if res else None,
             "latency_ms": latency_ms, "cost_usd": price.cost(res.prompt_tokens, res.completion_tokens) if res else None,
-            "finish_reason": res.finish_reason if res else None, "error": error, "attempts": 1, "created_at": utc_now(),
+            "finish_reason": res.finish_reason if res else None, "error": error, "attempts": attempts, "created_at": utc_now(),
         }
 
-    async def call(msgs: list[dict[str, str]], params: dict[str, Any]) -> tuple[Completion | None, str | None, float]:
-        await throttle.acquire(estimate_tokens(msgs, params.get("max_tokens", 256)))
+    async def call(msgs: list[dict[str, str]], params: dict[str, Any]) -> tuple[Completion | None, str | None, float, int]:
+        """(completion or None, error, latency of the last attempt, attempts made)."""
+        tokens = estimate_tokens(msgs, params.get("max_tokens", 256))
+        tally = Tally()
         t0 = time.perf_counter()
+
+        async def once() -> Completion:
+            nonlocal t0
+            await throttle.acquire(tokens)  # every attempt is a request the provider counts
+            t0 = time.perf_counter()
+            return await attempt_once(msgs, params)
+
         try:
-            coro = backend.complete(msgs, params)
+            coro = policy.run(once, pacer=pacer, tally=tally)
             res = await (asyncio.wait_for(coro, settings.item_deadline_s) if settings.item_deadline_s else coro)
-            return res, None, res.latency_ms
+            return res, None, res.latency_ms, tally.attempts
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             if is_quota_error(exc) or isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError | openai.NotFoundError):
                 raise RunStop(describe_error(exc, run.base_url or "")) from exc
-            return None, describe_error(exc, run.base_url or ""), (time.perf_counter() - t0) * 1000
+            return None, describe_error(exc, run.base_url or ""), (time.perf_counter() - t0) * 1000, tally.attempts
 
     async def do_unit(item: PlanItem, s: int) -> None:
         params = dict(run.params)
@@ -192,8 +220,8 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
                 state.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}': {exc}", None))
                 state.failed += 1
                 return
-            res, err, lat = await call(msgs, params)
-            state.buffer.append(row(item, s, step, msgs, params, res, err, lat))
+            res, err, lat, tries = await call(msgs, params)
+            state.buffer.append(row(item, s, step, msgs, params, res, err, lat, tries))
             if res is None:
                 state.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}' failed: {err}", None))
                 state.failed += 1
@@ -206,8 +234,8 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
             state.buffer.append(row(item, s, "output", item.messages, params, None, str(exc), None))
             state.failed += 1
             return
-        res, err, lat = await call(msgs, params)
-        state.buffer.append(row(item, s, "output", msgs, params, res, err, lat))
+        res, err, lat, tries = await call(msgs, params)
+        state.buffer.append(row(item, s, "output", msgs, params, res, err, lat, tries))
         if res is None:
             state.failed += 1
         else:
@@ -227,10 +255,17 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
                 if state.stop is None:
                     state.stop, state.stop_status = str(exc), "failed"
 
+    def write(batch: list[dict[str, Any]], notes: list[str]) -> None:
+        insert_samples(store, batch)
+        for note in notes:
+            add_event(store, run_id, "paced", note)
+
     async def flush() -> None:
         batch, state.buffer = state.buffer, []
-        if batch:
-            await asyncio.to_thread(insert_samples, store, batch)
+        notes = list(state.notes)
+        state.notes.clear()  # the same list: the pacer appends to it
+        if batch or notes:
+            await asyncio.to_thread(write, batch, notes)
 
     writer_stop = asyncio.Event()
 
@@ -270,19 +305,23 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
         outcome = Outcome("finished", None)
     outcome.generated, outcome.failed, outcome.cost_usd = state.generated, state.failed, state.spent
     set_status(store, run_id, outcome.status, outcome.message, finished=True)
-    add_event(store, run_id, outcome.status, outcome.message or f"{state.generated} generated, {state.failed} failed")
+    summary = f"{state.generated} generated, {state.failed} failed"
+    if pacer.live.rate_limited:
+        summary += f"; {pacer.live.rate_limited} rate-limit answer(s) (429), concurrency went down to {pacer.live.lowest}"
+    add_event(store, run_id, outcome.status, outcome.message or summary)
     with contextlib.suppress(Exception):  # best effort: DuckDB refuses while other transactions are open
         store.checkpoint()
     return outcome
 
 
-def run_blocking(store: Store, run_id: str, backend_factory: Callable[[], ChatBackend], cancel: threading.Event | None = None) -> Outcome:
+def run_blocking(store: Store, run_id: str, backend_factory: Callable[[], ChatBackend], cancel: threading.Event | None = None,
+                 live: LiveState | None = None) -> Outcome:
     """Run to the end in this thread (the CLI and the worker thread use it)."""
 
     async def main() -> Outcome:
         backend = await asyncio.to_thread(backend_factory)
         try:
-            return await execute_run(store, run_id, backend, cancel)
+            return await execute_run(store, run_id, backend, cancel, live)
         finally:
             await backend.aclose()
 
@@ -302,6 +341,7 @@ class Job:
     thread: threading.Thread
     cancel: threading.Event
     outcome: Outcome | None = None
+    live: LiveState = field(default_factory=LiveState)  # concurrency now and 429s, while it runs
 
 
 class JobManager:
@@ -324,7 +364,7 @@ class JobManager:
             job = Job(run_id, threading.Thread(target=lambda: None, daemon=True), cancel)
 
             def target() -> None:
-                job.outcome = run_blocking(self.store, run_id, backend_factory, cancel)
+                job.outcome = run_blocking(self.store, run_id, backend_factory, cancel, job.live)
 
             job.thread = threading.Thread(target=target, name=f"run-{run_id}", daemon=True)
             self._jobs[run_id] = job
@@ -337,6 +377,11 @@ class JobManager:
             return False
         job.cancel.set()
         return True
+
+    def live(self, run_id: str) -> LiveState | None:
+        """The pacing of this run's worker (the last one's once it ended), or None if none ran here."""
+        job = self._jobs.get(run_id)
+        return job.live if job else None
 
     def is_active(self, run_id: str) -> bool:
         job = self._jobs.get(run_id)

@@ -36,8 +36,10 @@ RENDER_SECONDS = 2.0            # one render of one template
 _WIDE_FORMAT = re.compile(r"\d{7,}")  # a format width of a million or more, e.g. '%9999999s'
 
 
-class RenderLimit(SecurityError):
+class RenderLimit(StudioError, SecurityError):
     """A template went past a size or time bound (a sandbox refusal, reported as such)."""
+
+    title = "A template went past its size or time limit"
 
 
 _budget = threading.local()
