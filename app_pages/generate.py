@@ -12,7 +12,7 @@ import streamlit as st
 
 from components.generate_proposals import proposals_panel
 from components.generate_recipe import recipe_picker, rendered_prompts
-from components.generate_run import live_run, pick_run, run_controls
+from components.generate_run import live_run, pick_run, rename_box, run_controls
 from components.generate_view import backend_form, connection_result, forecast_view, params_form, price_editor
 from resources import backend_secrets, get_job_manager, get_local_server, get_store
 from services.generation.backends import BackendConfig, describe_error
@@ -116,6 +116,7 @@ runs = list_runs(store)
 if runs:
     run = get_run(store, pick_run(runs))
     active = jobs.is_active(run.run_id)
+    rename_box(store, run)
     action = run_controls(run, active)
     if action == "cancel":
         jobs.cancel(run.run_id)

@@ -8,7 +8,16 @@ import streamlit as st
 
 from components.generate_view import live_view, run_label
 from services.core.clock import utc_now
-from services.generation.run_store import RESUMABLE, RunInfo, events, get_run, newest_samples, progress
+from services.generation.run_store import (
+    RESUMABLE,
+    RunInfo,
+    events,
+    get_run,
+    newest_samples,
+    progress,
+    rename_run,
+    unique_run_name,
+)
 
 Action = Literal["cancel", "resume"]
 
@@ -20,6 +29,15 @@ def pick_run(runs: list[RunInfo]) -> str:
     current = st.session_state.get("generate_run")
     return st.selectbox("Run", ids, index=ids.index(current) if current in ids else 0, format_func=labels.get,
                         key="generate_run_pick")
+
+
+def rename_box(store: Any, run: RunInfo) -> None:
+    """Name a run as it will be shown everywhere (names are unique: a taken one gets a number)."""
+    with st.popover("Rename", icon=":material/edit:"):
+        name = st.text_input("Name", value=run.name or "", key=f"generate_rename_{run.run_id}")
+        if st.button("Save name", key=f"generate_rename_save_{run.run_id}") and name.strip() and name.strip() != run.name:
+            rename_run(store, run.run_id, unique_run_name(store, name.strip()))
+            st.rerun()
 
 
 def run_controls(run: RunInfo, active: bool) -> Action | None:

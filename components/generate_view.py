@@ -148,7 +148,7 @@ def _duration(s: float) -> str:
 def run_label(r: RunInfo) -> str:
     kind = "preview" if r.item_limit is not None else "run"
     # No status here: a widget's option labels are not refreshed while it keeps its key; the live view shows it.
-    return f"{r.run_id} · {kind} · {r.model} · {r.created_at:%Y-%m-%d %H:%M}"
+    return f"{r.name or r.run_id} · {kind} · {r.model} · {r.created_at:%Y-%m-%d %H:%M}"
 
 
 def live_view(run: RunInfo, p: Progress, newest: list[dict[str, Any]], events: list[tuple], now: datetime) -> None:

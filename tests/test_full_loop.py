@@ -73,6 +73,7 @@ def walk(pg, url: str) -> None:
         wait_for_app(pg)
     pg.get_by_role("button", name="Generate preview").click()
     pg.get_by_text("finished: 5 of 5 samples", exact=False).first.wait_for(timeout=240_000)
+    pg.wait_for_timeout(2500)  # the live fragment sees the end and reruns the whole page once
     wait_for_app(pg)
     pg.get_by_text("Newest samples", exact=False).first.scroll_into_view_if_needed()
     shot(pg, "generate")

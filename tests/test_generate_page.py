@@ -144,3 +144,26 @@ def test_browser_generates_with_the_built_in_model(page, studio):
     page.get_by_text("Newest samples", exact=False).first.scroll_into_view_if_needed()
     path = screenshot(page, "generate_live_view", full_page=False)
     assert path.exists()
+
+
+def test_previews_get_distinct_names_and_a_run_can_be_renamed(app_env, mock):
+    from resources import get_job_manager, get_store
+    from services.generation.run_store import get_run, list_runs
+
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.selectbox(key="generate_backend").set_value("custom").run()
+    at.text_input(key="generate_base_url_custom").set_value(mock.url).run()
+    at.text_input(key="generate_model_custom").set_value("mock-model").run()
+    at.number_input(key="generate_n_preview").set_value(1).run()
+    for _ in range(2):
+        at.button(key="generate_preview").click().run()
+        get_job_manager().wait(at.session_state["generate_run"], timeout=30)
+    names = sorted(r.name for r in list_runs(get_store()))
+    assert len(names) == 2 and len(set(names)) == 2 and names[0].endswith("preview"), names
+    at.run()
+    run_id = at.session_state["generate_run"]
+    at.text_input(key=f"generate_rename_{run_id}").set_value("baseline v2").run()
+    at.button(key=f"generate_rename_save_{run_id}").click().run()
+    assert not at.exception, at.exception
+    assert get_run(get_store(), run_id).name == "baseline v2"
+    assert at.selectbox(key="generate_run_pick").format_func(run_id).startswith("baseline v2 · preview")

@@ -11,16 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from services.generation.backends import (
-    LOCAL,
-    PRESETS,
-    BackendConfig,
-    ChatBackend,
-    ConnectionResult,
-    OpenAIBackend,
-    check_connection,
-    key_from,
-)
+from services.generation.backends import BackendConfig, ChatBackend, ConnectionResult, OpenAIBackend, check_connection
+from services.generation.presets import LOCAL, PRESETS, key_from
 from services.generation.local_server import LocalModelServer
 
 T = TypeVar("T")
