@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from services.generation.backends import BackendConfig, ChatBackend, ConnectionResult, OpenAIBackend, check_connection
-from services.generation.presets import LOCAL, PRESETS, key_from
 from services.generation.local_server import LocalModelServer
+from services.generation.presets import LOCAL, PRESETS, key_from
 
 T = TypeVar("T")
 
