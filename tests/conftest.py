@@ -58,3 +58,20 @@ def page(studio):
     with browser_page() as pg:
         pg.goto(studio)
         yield pg
+
+
+@pytest.fixture
+def app_env(db_path, monkeypatch):
+    """Page tests that start runs: fresh process-wide objects, an OpenAI key for the mock, all stopped after."""
+    from resources import get_job_manager, get_local_server, get_store
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    fs = (get_store, get_job_manager, get_local_server)
+    for f in fs:
+        f.clear()
+    yield db_path
+    get_job_manager().shutdown()
+    get_local_server().stop()
+    get_store().close()
+    for f in fs:
+        f.clear()

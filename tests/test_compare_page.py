@@ -121,9 +121,8 @@ def test_regex_error_review_save_apply(db_path, fake_embedder):
     assert store.scalar("SELECT n_kept FROM filter_applications") == 1
 
 
-def test_map_of_kept_and_dropped_and_cluster_review(db_path, fake_embedder):
-    seed(db_path)
-    at = app(db_path).run()
+def wait_for_map(at) -> None:
+    """Turn the map on and rerun until the background job has built it."""
     at.toggle(key="compare_filters_map").set_value(True).run()
     for _ in range(60):
         assert not at.exception, at.exception
@@ -133,6 +132,12 @@ def test_map_of_kept_and_dropped_and_cluster_review(db_path, fake_embedder):
         at.run()
     else:
         raise AssertionError("the map never appeared")
+
+
+def test_map_of_kept_and_dropped_and_cluster_review(db_path, fake_embedder):
+    seed(db_path)
+    at = app(db_path).run()
+    wait_for_map(at)
     at.radio(key="compare_filters_review_mode").set_value("A cluster at a time").run()
     assert not at.exception
     at.button(key="compare_filters_drop_cluster").click().run()
@@ -152,15 +157,7 @@ def test_edited_texts_are_mapped_and_said_so(db_path, fake_embedder):
     store.close()
     at = app(db_path).run()
     assert any("1 sample(s) of this run were edited" in c.value and "edited texts" in c.value for c in at.caption)
-    at.toggle(key="compare_filters_map").set_value(True).run()
-    for _ in range(60):
-        assert not at.exception, at.exception
-        if any(r.key == "compare_filters_map_pipeline" for r in at.radio):
-            break
-        time.sleep(0.5)
-        at.run()
-    else:
-        raise AssertionError("the map never appeared")
+    wait_for_map(at)
     # The map was laid out from the edited text, not the generated original.
     batch = load_batch(get_store(), "run-a")
     mapped = get_store().query("SELECT items_hash FROM projections")

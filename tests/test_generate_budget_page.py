@@ -12,22 +12,6 @@ from tests.test_generate_page import PAGE
 
 
 @pytest.fixture
-def app_env(db_path, monkeypatch):
-    from resources import get_job_manager, get_local_server, get_store
-
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    fs = (get_store, get_job_manager, get_local_server)
-    for f in fs:
-        f.clear()
-    yield db_path
-    get_job_manager().shutdown()
-    get_local_server().stop()
-    get_store().close()
-    for f in fs:
-        f.clear()
-
-
-@pytest.fixture
 def mock():
     server = MockServer().start()
     yield server
