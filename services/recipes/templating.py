@@ -201,13 +201,17 @@ def render(compiled: CompiledTemplate, context: dict[str, Any]) -> str:
     """Render with clear errors for undefined variables, sandbox refusals and size or time limits."""
     _budget.deadline = time.perf_counter() + RENDER_SECONDS
     try:
+        tpl = compiled.template
         out: list[str] = []
         size = 0
-        for chunk in compiled.template.generate(context):
-            size += len(chunk)
-            if size > MAX_RENDER_CHARS:
-                raise RenderLimit(f"the rendered prompt is longer than the {MAX_RENDER_CHARS:,} characters allowed")
-            out.append(chunk)
+        try:  # Template.render's own loop, streamed so that the output's size is checked as it grows
+            for chunk in tpl.root_render_func(tpl.new_context(context)):
+                size += len(chunk)
+                if size > MAX_RENDER_CHARS:
+                    raise RenderLimit(f"the rendered prompt is longer than the {MAX_RENDER_CHARS:,} characters allowed")
+                out.append(chunk)
+        except Exception:
+            tpl.environment.handle_exception()  # re-raises with the template's own line numbers
         return "".join(out)
     except RenderLimit as exc:
         raise TemplateProblem(compiled.name, f"stopped: {exc}", _line_of(exc)) from None
