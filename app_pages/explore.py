@@ -9,17 +9,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components.explore_analyses import (
-    clusters_section,
-    coverage_section,
-    diversity_section,
-    heatmap_section,
-    near_duplicates_section,
-    probes_section,
-)
+from components.explore_analyses import analyse, coverage_section
 from components.explore_controls import map_settings, pick_source
 from components.explore_gap import fill_the_gap
 from components.explore_map import colour_controls, map_figure, map_preview, selection_table, show_map
+from components.explore_state import keep_page_state
 from components.job_progress import job_progress
 from resources import get_embedder, get_map_jobs, get_store
 from services.curation.pipeline_store import latest_verdicts
@@ -29,6 +23,7 @@ from services.explore.map_jobs import start_map
 
 st.title("Explore")
 store = get_store()
+keep_page_state()  # the runs and settings chosen here survive a visit to another page
 
 # -- what to map ---------------------------------------------------------------------------
 runs = list_runs(store)
@@ -55,7 +50,8 @@ if job.error:
     st.stop()
 
 data = job.result
-frame, dims = data.items.frame, data.items.dimensions
+items = data.items
+frame, dims = items.frame, items.dimensions
 for note in data.notes:
     st.info(note)
 if frame.empty:
@@ -67,36 +63,27 @@ clusters = map_view.cluster_names(map_view.cluster_labels(data))
 reference = map_view.reference_mask(frame)
 mapped = map_view.mapped_runs(frame)
 verdicts = latest_verdicts(store, mapped) if mapped else {}
-colour_choice, radius = colour_controls(
-    map_view.colour_options(dims, has_verdicts=bool(verdicts), has_reference=bool(reference.any())),
-    coverage_radius=bool(reference.any()),
-)
+options = map_view.colour_options(dims, has_verdicts=bool(verdicts), has_reference=bool(reference.any()))
+colour_choice, radius = colour_controls(map_view.option_labels(options, items), coverage_radius=bool(reference.any()))
 cov = map_view.reference_coverage(data, reference, radius)
-colouring = map_view.colour_by(colour_choice, frame, clusters=clusters, verdicts=verdicts, reference=reference, cov=cov)
-hover = map_view.hover_labels(frame["text"].to_numpy(), map_view.condition_lines(frame, dims))
+colouring = map_view.colour_by(colour_choice, frame, clusters=clusters, run_names=items.run_names, verdicts=verdicts,
+                               reference=reference, cov=cov)
+hover = map_view.hover_labels(frame["text"].to_numpy(), map_view.condition_lines(frame, dims, items.names))
 selected = show_map(map_figure(data.layout, colouring, hover=hover, title=map_view.map_title(data)), key="explore_map")
 if len(frame) < 3:
     st.caption("Fewer than 3 texts: no clusters or pairwise metrics; the texts are listed below.")
-    st.dataframe(frame, hide_index=True)
-selection_table(frame, selected, clusters)
+    st.dataframe(map_view.display_frame(items, frame), hide_index=True)
+selection_table(items, selected, clusters)
 
 # -- analyses (one at a time; each cached per map) -------------------------------------------
 section = st.segmented_control(
     "Analyse", ["Clusters", "Diversity", "Heatmap", "Probes", "Near-duplicates", "Fill the gap"],
     default="Clusters", key="explore_section",
 )
-if section == "Clusters":
-    clusters_section(data, job.key)
-elif section == "Diversity":
-    diversity_section(data, job.key)
-elif section == "Heatmap":
-    heatmap_section(data, job.key)
-elif section == "Probes":
-    probes_section(data, job.key)
-elif section == "Near-duplicates":
-    near_duplicates_section(data, job.key)
-elif section == "Fill the gap":
-    fill_the_gap(store, runs, run_ids, frame, dims, selected)
+if section == "Fill the gap":
+    fill_the_gap(store, runs, run_ids, items, selected)
+elif section:
+    analyse(store, data, job.key, section)
 
 if cov is not None:
     coverage_section(frame, reference, cov)

@@ -7,12 +7,29 @@ from dataclasses import dataclass
 import pandas as pd
 import streamlit as st
 
-from components.run_picker import pick_runs
+from components.run_picker import is_preview, pick_runs
 from services.core import settings
+from services.explore.embedders import make_embedder
+from services.explore.embedding_store import last_rate
 from services.explore.map_jobs import MapRequest
 from services.explore.projection import LayoutParams
 
-EMBEDDER_NAMES = {"full": "all-MiniLM-L6-v2 (full model, ~35 texts/s on 2 cores)", "static": "static model2vec distillation (fast)"}
+EMBEDDER_NAMES = {"full": "all-MiniLM-L6-v2 (full model)", "static": "static model2vec distillation"}
+
+
+def embedder_speed(spec: str) -> str:
+    """The speed the embedder reached in its last job in this process, in words ("" before one
+    ran): never a figure measured elsewhere, machines differ by tens of times. Shown beside the
+    choice, not in its options: a label that changes would make Streamlit forget the choice."""
+    rate = last_rate(make_embedder(spec).name)  # cheap: models load on first encode
+    return f"{rate:,.0f} texts/s in its last embedding job here" if rate else ""
+
+
+def default_runs(runs: pd.DataFrame) -> list[str]:
+    """A handful of runs are mapped together by default; with more, the newest alone. Previews
+    (runs with an item limit) are never chosen for the user: they are samples of a full run."""
+    ids = runs.loc[~is_preview(runs), "run_id"].tolist()
+    return ids if len(ids) <= 5 else ids[:1]
 
 
 def dataset_labels(datasets: pd.DataFrame) -> dict[str, str]:
@@ -23,9 +40,7 @@ def pick_source(runs: pd.DataFrame, datasets: pd.DataFrame) -> tuple[list[str], 
     """Runs or one dataset (whichever exist): returns (run ids, dataset id)."""
     kinds = [k for k, ok in (("Runs", not runs.empty), ("Dataset", not datasets.empty)) if ok]
     if st.radio("Map", kinds, horizontal=True, key="explore_kind") == "Runs":
-        ids = runs["run_id"].tolist()
-        # A handful of runs are mapped together by default; with more, the newest alone.
-        return pick_runs(runs, key="explore_runs", default=ids if len(ids) <= 5 else ids[:1]), None
+        return pick_runs(runs, key="explore_runs", default=default_runs(runs)), None
     labels = dataset_labels(datasets)
     return [], st.selectbox("Dataset", list(labels), format_func=labels.get, key="explore_dataset")
 
@@ -50,6 +65,8 @@ def map_settings(datasets: pd.DataFrame) -> MapSettings:
         c1, c2 = st.columns(2)
         spec = c1.selectbox("Embedder", specs, format_func=lambda s: EMBEDDER_NAMES.get(s, s), key="explore_embedder")
         custom = c2.text_input("…or another sentence-transformers model (name or local path)", key="explore_custom_model")
+        if speed := embedder_speed(custom.strip() or spec):
+            c1.caption(speed)
         c1, c2, c3, c4, c5 = st.columns(5)
         n_neighbors = c1.number_input("UMAP n_neighbors", 2, 200, 15, key="explore_nn")
         min_dist = c2.number_input("UMAP min_dist", 0.0, 1.0, 0.1, step=0.05, key="explore_md")

@@ -9,11 +9,12 @@ import streamlit as st
 from services.core.store import Store
 from services.explore import map_view
 from services.explore.gaps import GapError, fill_gap_recipe, save_gap_version
+from services.explore.items import ItemSet
 from services.recipes.version_store import list_versions, load_version
 
 
-def fill_the_gap(store: Store, runs: pd.DataFrame, run_ids: list[str], frame: pd.DataFrame, dimensions: list[str],
-                 selected: list[int]) -> None:
+def fill_the_gap(store: Store, runs: pd.DataFrame, run_ids: list[str], items: ItemSet, selected: list[int]) -> None:
+    frame = items.frame
     versions = {v.recipe_hash: v.label for v in list_versions(store)}
     choices = map_view.gap_recipe_choices(runs, run_ids, versions)
     if not choices:
@@ -30,7 +31,8 @@ def fill_the_gap(store: Store, runs: pd.DataFrame, run_ids: list[str], frame: pd
         restrict = {}
         for d in picked:
             values = [v.text for v in recipe.dimension(d).all_values()]
-            have = frame[d].value_counts().to_dict() if d in frame else {}
+            col = items.column(d)  # the recipe's name; the frame's column may differ (items._RESERVED)
+            have = frame[col].value_counts().to_dict() if col else {}
             restrict[d] = st.multiselect(f"{d} (samples so far per value in brackets)", values, key=f"explore_gap_v_{d}",
                                          format_func=lambda v, have=have: f"{v} ({have.get(v, 0)})")
         changes = {"restrict": {d: v for d, v in restrict.items() if v}}
@@ -41,7 +43,7 @@ def fill_the_gap(store: Store, runs: pd.DataFrame, run_ids: list[str], frame: pd
     else:
         if not selected:
             st.info("Select points on the map (box or lasso) first.")
-        changes = {"demos": map_view.gap_demonstrations(frame, dimensions, selected)}
+        changes = {"demos": map_view.gap_demonstrations(frame, items.dimensions, selected, names=items.names)}
     if st.button("Create recipe version", key="explore_gap_go", type="primary"):
         try:
             saved = save_gap_version(store, parent, fill_gap_recipe(recipe, **changes), note=f"fill the gap ({how})")

@@ -11,11 +11,11 @@ import html
 from collections.abc import Sequence
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from services.explore import map_view
+from services.explore.items import ItemSet
 from services.explore.map_view import Colouring
 
 WEBGL_ABOVE = 5000
@@ -94,25 +94,27 @@ def map_preview(job) -> None:
                         key="explore_preview")
 
 
-def colour_controls(options: list[str], *, coverage_radius: bool) -> tuple[str, float]:
-    """The "colour by" choice, and the coverage radius when there is a reference dataset."""
+def colour_controls(options: dict[str, str], *, coverage_radius: bool) -> tuple[str, float]:
+    """The "colour by" choice (option key -> label), and the coverage radius when there is a
+    reference dataset."""
     c1, c2 = st.columns([1, 3])
-    choice = c1.selectbox("Colour by", options, key="explore_colour")
+    choice = c1.selectbox("Colour by", list(options), format_func=options.get, key="explore_colour")
     radius = c2.slider("Coverage radius (cosine distance)", 0.05, 0.8, 0.3, 0.05, key="explore_radius") if coverage_radius else 0.3
     return choice, radius
 
 
-def selection_table(frame: pd.DataFrame, rows: list[int], clusters: np.ndarray) -> None:
+def selection_table(items: ItemSet, rows: list[int], clusters: np.ndarray) -> None:
     """The full texts of the selected points (the hovers carry only the start)."""
     if rows:
         st.subheader(f"Selected: {len(rows)} text(s)")
-        st.dataframe(map_view.selection_frame(frame, rows, clusters), hide_index=True)
+        st.dataframe(map_view.display_frame(items, map_view.selection_frame(items.frame, rows, clusters)), hide_index=True)
 
 
 def heatmap_figure(similarity, counts, x_title: str, y_title: str) -> go.Figure:
     """Within-cell mean similarity as colour (hot = collapsed), the count written in each cell;
-    empty cells read 'empty'. Takes two pivoted DataFrames with the same index and columns."""
-    text = [[("empty" if int(c) == 0 else f"n={int(c)}") for c in row] for row in counts.to_numpy()]
+    empty cells read 'empty', cells the recipe cannot produce (count -1) 'n/a'. Takes two pivoted
+    DataFrames with the same index and columns."""
+    text = [[("n/a" if int(c) < 0 else "empty" if int(c) == 0 else f"n={int(c)}") for c in row] for row in counts.to_numpy()]
     fig = go.Figure(go.Heatmap(
         z=similarity.to_numpy(dtype=float), x=[html.escape(str(c)) for c in similarity.columns],
         y=[html.escape(str(i)) for i in similarity.index], text=text, texttemplate="%{text}",

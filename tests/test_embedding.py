@@ -46,9 +46,12 @@ def test_items_from_runs_and_datasets(store):
     insert_dataset(store, "d1", [("real text", {"label": "pos"}), (None, {"label": "neg"})])
     runs = load_runs(store, ["r1"])
     assert len(runs) == 2  # failed samples are not items
+    # a dimension named like a base column gets its own column, but keeps its name for display
     assert "attr_text" in runs.dimensions and "tone" in runs.dimensions
+    assert runs.name("attr_text") == "text" and runs.column("text") == "attr_text" and runs.column("tone") == "tone"
     checked = usable(runs)
-    assert len(checked.items) == 1 and "empty" in checked.notes[0]
+    assert len(checked.items) == 1 and checked.items.selected == 2
+    assert any("2 failed" in n for n in checked.notes) and any("1 empty" in n for n in checked.notes)
     ds = load_dataset(store, "d1")
     assert ds.ids == ["d1:0", "d1:1"] and ds.dimensions == ["label"]
     assert ds.frame["source"].iloc[0] == "dataset:d1"

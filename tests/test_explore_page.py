@@ -70,7 +70,7 @@ def test_map_colours_and_every_analysis(app_env):
     at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
     assert sorted(at.multiselect(key="explore_runs").value) == ["run-a", "run-b"]
     colours = at.selectbox(key="explore_colour").options
-    assert {"cluster", "topic", "tone", "run", "length"} <= set(colours)
+    assert {"cluster", "topic", "tone", "run", "text length"} <= set(colours)
     for c in ("topic", "run", "length", "cluster"):
         at.selectbox(key="explore_colour").set_value(c).run()
         assert not at.exception, at.exception

@@ -7,6 +7,8 @@ and embedding only the texts it has not seen, in batches, writing as it goes.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -18,7 +20,23 @@ from services.explore.embedders import Embedder, normalise
 
 OnProgress = Callable[[int, int], None]
 
+# Texts per second each embedder reached in its last job of at least RATE_MIN_TEXTS texts in this
+# process (model loading included): the only speed the page may quote, since it was measured here.
+RATE_MIN_TEXTS = 20
+_rates: dict[str, float] = {}
+_rates_lock = threading.Lock()
 
+
+def last_rate(embedder_name: str) -> float | None:
+    """Texts per second of this embedder's last embedding job here, or None before one ran."""
+    with _rates_lock:
+        return _rates.get(embedder_name)
+
+
+def _record_rate(embedder_name: str, texts: int, seconds: float) -> None:
+    if texts >= RATE_MIN_TEXTS and seconds > 0:
+        with _rates_lock:
+            _rates[embedder_name] = texts / seconds
 
 def _read_cached(store: Store, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
     if not hashes:
@@ -80,14 +98,18 @@ def embed_texts(
     done = total - sum(per_hash[h] for h in missing)
     if progress:
         progress(done, total)
+    encode_s = 0.0
     for start in range(0, len(missing), batch_size):
         chunk = missing[start : start + batch_size]
+        t0 = time.perf_counter()
         vecs = normalise(embedder.encode([first_text[h] for h in chunk]))
+        encode_s += time.perf_counter() - t0
         _write(store, embedder.name, chunk, vecs)
         found.update(zip(chunk, vecs, strict=True))
         done += sum(per_hash[h] for h in chunk)
         if progress:
             progress(done, total)
+    _record_rate(embedder.name, len(missing), encode_s)
     if not total:
         return np.zeros((0, 0), dtype=np.float32)
     return normalise(np.stack([found[h] for h in hashes]))

@@ -16,10 +16,14 @@ import pandas as pd
 from services.core.errors import StudioError
 from services.core.store import Store
 from services.explore.diversity import mean_pairwise_cosine
+from services.explore.items import NONE
 from services.recipes.recipe import Demo, Recipe, Value
 from services.recipes.version_store import RecipeVersion, save_version
 
 # -- heatmap -------------------------------------------------------------------------------
+
+
+MIN_COLLAPSE_CELL = 5  # fewer samples than this say nothing about collapse (two texts may match by chance)
 
 
 def condition_heatmap(
@@ -30,36 +34,46 @@ def condition_heatmap(
     *,
     values_a: Sequence[str] | None = None,
     values_b: Sequence[str] | None = None,
+    possible: set[tuple[str, str]] | None = None,
     margin: float = 0.15,
+    min_collapse: int = MIN_COLLAPSE_CELL,
 ) -> pd.DataFrame:
     """Per (dim_a value, dim_b value) cell: count, within-cell mean pairwise cosine, flags.
 
-    Cells are the product of observed values (plus ``values_a``/``values_b``, e.g. a recipe's
-    values, so cells never generated show up as empty). ``collapsed`` marks cells whose texts
-    are much more alike than the typical cell (similarity >= median of cells + ``margin``, or
-    >= 0.95); ``empty`` marks cells with no sample, ``thin`` those with under half the median count.
+    Cells are the product of ``values_a``/``values_b`` (e.g. a recipe's values, so values no
+    sample received show up as empty rows/columns) and the observed values; texts without one
+    of the dimensions ("(none)") are left out. ``possible`` (the pairs the recipe can produce)
+    marks the other cells ``impossible``: never ``empty`` or ``thin``. ``collapsed`` marks cells
+    of at least ``min_collapse`` texts that are much more alike than the typical cell
+    (similarity >= median of cells + ``margin``, or >= 0.95); ``empty`` marks possible cells
+    with no sample, ``thin`` those with under half the median count.
     """
-    a = frame[dim_a].fillna("(none)").astype(str).to_numpy()
-    b = frame[dim_b].fillna("(none)").astype(str).to_numpy()
-    va = list(dict.fromkeys([*sorted(set(a.tolist())), *(values_a or [])]))
-    vb = list(dict.fromkeys([*sorted(set(b.tolist())), *(values_b or [])]))
+    a = frame[dim_a].fillna(NONE).astype(str).to_numpy()
+    b = frame[dim_b].fillna(NONE).astype(str).to_numpy()
+    has_both = (a != NONE) & (b != NONE)
+    va = list(dict.fromkeys([*(values_a or []), *sorted(set(a[has_both].tolist()))]))
+    vb = list(dict.fromkeys([*(values_b or []), *sorted(set(b[has_both].tolist()))]))
     rows = []
     for x in va:
         for y in vb:
             mask = (a == x) & (b == y)
             count = int(mask.sum())
             sim = mean_pairwise_cosine(vectors[mask]) if count >= 2 else None
-            rows.append({dim_a: x, dim_b: y, "count": count, "mean_similarity": sim})
-    cells = pd.DataFrame(rows, columns=[dim_a, dim_b, "count", "mean_similarity"])
-    sims = cells["mean_similarity"].dropna()
+            rows.append({dim_a: x, dim_b: y, "count": count, "mean_similarity": sim,
+                         "impossible": possible is not None and (x, y) not in possible and count == 0})
+    cells = pd.DataFrame(rows, columns=[dim_a, dim_b, "count", "mean_similarity", "impossible"])
+    cells["impossible"] = cells["impossible"].astype(bool)
+    big = cells["count"] >= min_collapse
+    sims = cells.loc[big, "mean_similarity"].dropna()
     median_sim = float(sims.median()) if len(sims) else np.nan
     nonzero = cells.loc[cells["count"] > 0, "count"]
     median_count = float(nonzero.median()) if len(nonzero) else 0.0
-    cells["empty"] = cells["count"] == 0
+    cells["empty"] = (cells["count"] == 0) & ~cells["impossible"]
     cells["thin"] = (cells["count"] > 0) & (cells["count"] < 0.5 * median_count)
-    cells["collapsed"] = cells["mean_similarity"].notna() & (
+    cells["collapsed"] = big & cells["mean_similarity"].notna() & (
         (cells["mean_similarity"] >= median_sim + margin) | (cells["mean_similarity"] >= 0.95)
     )
+    cells.attrs["left_out"] = int((~has_both).sum())  # texts without one of the two dimensions
     return cells
 
 
@@ -75,9 +89,12 @@ def probe_separability(frame: pd.DataFrame, vectors: np.ndarray, dimensions: Seq
 
     rows = []
     for dim in dimensions:
-        y = frame[dim].fillna("(none)").astype(str).to_numpy()
+        y_all = frame[dim].fillna(NONE).astype(str).to_numpy()
+        has = y_all != NONE  # texts without the dimension (another run's) would set a false chance level
+        y, vecs = y_all[has], vectors[has]
         counts = pd.Series(y).value_counts()
         row = {"dimension": dim, "values": int(len(counts)), "accuracy": None, "chance": None, "lift": None, "note": ""}
+        without = int((~has).sum())
         if len(counts) < 2:
             row["note"] = "only one value: nothing to predict"
         else:
@@ -92,7 +109,7 @@ def probe_separability(frame: pd.DataFrame, vectors: np.ndarray, dimensions: Seq
                     warnings.simplefilter("ignore")
                     scores = cross_val_score(
                         LogisticRegression(max_iter=1000),
-                        vectors[keep],
+                        vecs[keep],
                         y[keep],
                         cv=StratifiedKFold(n_splits=k, shuffle=True, random_state=seed),
                     )
@@ -100,6 +117,8 @@ def probe_separability(frame: pd.DataFrame, vectors: np.ndarray, dimensions: Seq
                 row.update(accuracy=acc, chance=chance, lift=acc - chance)
                 dropped = int((~keep).sum())
                 row["note"] = f"{k}-fold" + (f"; {dropped} sample(s) with a one-off value left out" if dropped else "")
+        if without:
+            row["note"] += f"{'; ' if row['note'] else ''}{without} text(s) without this dimension left out"
         rows.append(row)
     return pd.DataFrame(rows, columns=["dimension", "values", "accuracy", "chance", "lift", "note"])
 

@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -161,15 +161,20 @@ def load_items(store: Store, request: MapRequest) -> tuple[ItemSet, list[str]]:
 
 
 def source_version(store: Store, request: MapRequest) -> str:
-    """A cheap fingerprint of the request's rows (counts and newest timestamps), so a run that
-    grows gets a new map while an unchanged one reuses its job."""
+    """A cheap fingerprint of the request's rows (counts and newest timestamps, reviewers' edits
+    and run names included), so a run that grows or is edited gets a new map while an unchanged
+    one reuses its job."""
+    runs = list(request.run_ids)
     row = store.query(
         """SELECT (SELECT count(*) || '/' || coalesce(max(created_at)::VARCHAR, '') FROM samples
-                   WHERE run_id IN (SELECT unnest(?::VARCHAR[])) AND step = 'output' AND error IS NULL),
+                   WHERE run_id IN (SELECT unnest(?::VARCHAR[])) AND step = 'output'),
+                  (SELECT count(*) || '/' || coalesce(max(e.edited_at)::VARCHAR, '') FROM sample_edits e
+                   JOIN samples s ON s.sample_key = e.sample_key WHERE s.run_id IN (SELECT unnest(?::VARCHAR[]))),
+                  (SELECT string_agg(coalesce(name, ''), '/' ORDER BY run_id) FROM runs WHERE run_id IN (SELECT unnest(?::VARCHAR[]))),
                   (SELECT count(*) FROM dataset_rows WHERE dataset_id IN (SELECT unnest(?::VARCHAR[])))""",
-        [list(request.run_ids), [d for d in (request.dataset_id, request.reference_id) if d]],
+        [runs, runs, runs, [d for d in (request.dataset_id, request.reference_id) if d]],
     )[0]
-    return f"{row[0]}|{row[1]}"
+    return "|".join(str(v) for v in row)
 
 
 def build_map(store: Store, embedder: Embedder, request: MapRequest, job: MapJob | None = None) -> MapData:
@@ -190,7 +195,7 @@ def build_map(store: Store, embedder: Embedder, request: MapRequest, job: MapJob
 
         parts.append(embed_texts(store, embedder, texts[start : start + EMBED_CHUNK], progress=progress))
         got = np.concatenate(parts)
-        sub = ItemSet(frame=items.frame.iloc[: len(got)], dimensions=items.dimensions, label=items.label)
+        sub = replace(items, frame=items.frame.iloc[: len(got)])
         job.preview = MapData(items=sub, vectors=got, pca=pca_layout(got), model=embedder.name, notes=notes)
     vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
     data = MapData(items=items, vectors=vectors, pca=pca_layout(vectors), model=embedder.name, notes=list(notes))

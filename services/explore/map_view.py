@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -18,7 +18,9 @@ import pandas as pd
 from services.explore.cluster_keywords import cluster_summary, dominant_values, representatives
 from services.explore.diversity import diversity_table
 from services.explore.gaps import Coverage, condition_heatmap, coverage, near_duplicate_groups, probe_separability
+from services.explore.items import NONE, ItemSet
 from services.explore.map_jobs import MapData
+from services.explore.recipe_cells import RecipeCells
 
 HOVER_CHARS = 80
 MAX_LEGEND = 30  # more categories than this cannot be told apart: the rest become "other"
@@ -30,6 +32,9 @@ PALETTE = (
 )
 UNCOVERED = "reference: NO synthetic neighbour"
 DIVERSITY_OVERALL = "(overall)"
+TEXT_LENGTH = "length"  # the option key (kept for links and scripts); it reads "text length"
+EXTRA_LABELS = {TEXT_LENGTH: "text length"}  # so a dimension called "length" keeps that name
+ALL_RUNS = "(all runs pooled)"
 
 
 @dataclass(frozen=True)
@@ -99,8 +104,23 @@ def reference_coverage(data: MapData, reference: np.ndarray, radius: float) -> C
 
 
 def colour_options(dimensions: Sequence[str], *, has_verdicts: bool, has_reference: bool) -> list[str]:
-    return (["cluster", *dimensions, "run", "source", "length"] + (["filter verdict"] if has_verdicts else [])
+    """Option keys: the map's extras and the dimensions' columns (never equal: see items._RESERVED)."""
+    return (["cluster", *dimensions, "run", "source", TEXT_LENGTH] + (["filter verdict"] if has_verdicts else [])
             + (["coverage"] if has_reference else []))
+
+
+def option_labels(options: Sequence[str], items: ItemSet) -> dict[str, str]:
+    """What each option reads as: a dimension by the name its user gave it; one of the map's own
+    by its label, with " (map)" only when a dimension has the same name."""
+    dims = {items.name(d) for d in items.dimensions}
+
+    def label(o: str) -> str:
+        if o in items.dimensions:
+            return items.name(o)
+        text = EXTRA_LABELS.get(o, o)
+        return f"{text} (map)" if text in dims else text
+
+    return {o: label(o) for o in options}
 
 
 def colour_by(
@@ -108,6 +128,7 @@ def colour_by(
     frame: pd.DataFrame,
     *,
     clusters: np.ndarray,
+    run_names: Mapping[str, str] | None = None,
     verdicts: Mapping[str, str] | None = None,
     reference: np.ndarray | None = None,
     cov: Coverage | None = None,
@@ -116,8 +137,8 @@ def colour_by(
     if choice == "cluster":
         return colouring(clusters)
     if choice == "run":
-        return colouring(frame["run_id"].fillna("(dataset)").to_numpy())
-    if choice == "length":
+        return colouring(run_column(frame, run_names).to_numpy())
+    if choice == TEXT_LENGTH:
         return colouring(frame["text"].str.len().to_numpy(), numeric=True)
     if choice == "filter verdict":  # the pipeline last applied to each run (Compare Filters, "Apply")
         return colouring(frame["id"].map(dict(verdicts or {})).fillna("not filtered").to_numpy())
@@ -130,12 +151,18 @@ def colour_by(
     return colouring(frame[choice].to_numpy())
 
 
-def condition_lines(frame: pd.DataFrame, dimensions: Sequence[str]) -> np.ndarray | None:
-    """"dim=value, dim=value" per point, or None without dimensions (vectorised: a row-wise join
-    cost 1 s at 20,000 points)."""
+def run_column(frame: pd.DataFrame, run_names: Mapping[str, str] | None = None) -> pd.Series:
+    """Each point's run by its unique label (its id where no label is known; "(dataset)" for rows)."""
+    ids = frame["run_id"]
+    return ids.map(dict(run_names or {})).fillna(ids).fillna("(dataset)").astype(str)
+
+
+def condition_lines(frame: pd.DataFrame, dimensions: Sequence[str], names: Mapping[str, str] | None = None) -> np.ndarray | None:
+    """"dim=value, dim=value" per point (dimensions by their users' names), or None without
+    dimensions (vectorised: a row-wise join cost 1 s at 20,000 points)."""
     lines = None
     for d in dimensions:
-        part = d + "=" + frame[d].astype(str)
+        part = (names or {}).get(d, d) + "=" + frame[d].astype(str)
         lines = part if lines is None else lines + ", " + part
     return lines.to_numpy() if lines is not None else None
 
@@ -157,9 +184,20 @@ def hover_labels(texts: Sequence[str], extra: Sequence[str] | None = None, n: in
 
 
 def map_title(data: MapData) -> str:
+    """"N texts", or "N of M texts" when some of the selected ones were left out (notes say why)."""
     n = len(data.items.frame)
     method = "UMAP" if data.xy is not None and n >= 10 else "PCA"
-    return f"{n} texts · {method} · {data.model}"
+    asked = data.items.selected
+    count = f"{n} of {asked} texts ({asked - n} left out)" if asked is not None and asked > n else f"{n} texts"
+    return f"{count} · {method} · {data.model}"
+
+
+def display_frame(items: ItemSet, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with dimensions under their users' names (" (dimension)" added where the name is
+    taken by one of the map's own columns)."""
+    taken = set(frame.columns)
+    cols = {c: (n if n not in taken else f"{n} (dimension)") for c, n in items.names.items() if c in taken}
+    return frame.rename(columns=cols)
 
 
 def selection_frame(frame: pd.DataFrame, rows: Sequence[int], clusters: np.ndarray) -> pd.DataFrame:
@@ -171,6 +209,58 @@ def uncovered_reference(frame: pd.DataFrame, reference: np.ndarray, cov: Coverag
     """Reference texts with no synthetic neighbour within the radius, with their distance."""
     rows = np.flatnonzero(reference)[cov.uncovered]
     return pd.DataFrame({"text": frame["text"].iloc[rows].to_numpy(), "distance": cov.nearest_distance[cov.uncovered]})
+
+
+# -- what the analyses look at --------------------------------------------------------------
+
+
+def run_dimensions(data: MapData, run_id: str | None) -> list[str]:
+    """The dimensions the run's texts carry (values other than "(none)")."""
+    f = data.items.frame
+    rows = f if run_id is None else f[f["run_id"] == run_id]
+    return [d for d in data.items.dimensions if (rows[d].astype(str) != NONE).any()]
+
+
+def analysis_runs(data: MapData) -> list[str]:
+    """The runs an analysis can be restricted to, in map order."""
+    return mapped_runs(data.items.frame)
+
+
+def default_analysis_run(data: MapData) -> str | None:
+    """The first run with the most dimensions (pooling a baseline in would add "(none)" values);
+    None for a map of one run or of a dataset (nothing to choose)."""
+    runs = analysis_runs(data)
+    if len(runs) < 2:
+        return None
+    counts = [len(run_dimensions(data, r)) for r in runs]
+    return runs[counts.index(max(counts))]
+
+
+def scope(data: MapData, run_id: str | None) -> MapData:
+    """The map's points an analysis looks at: never the reference dataset's (coverage only), and
+    only ``run_id``'s when given; dimensions the kept texts do not carry are dropped."""
+    f = data.items.frame
+    keep = ~reference_mask(f)
+    if run_id is not None:
+        keep &= (f["run_id"] == run_id).to_numpy()
+    if keep.all():
+        return data
+    idx = np.flatnonzero(keep)
+    frame = f.iloc[idx].reset_index(drop=True)
+    sub = replace(data.items, frame=frame)
+    sub.dimensions = [d for d in data.items.dimensions if (frame[d].astype(str) != NONE).any()]
+    pick = lambda a: None if a is None else a[idx]  # noqa: E731 - aligned row selection
+    return replace(data, items=sub, vectors=data.vectors[idx], pca=data.pca[idx], xy=pick(data.xy), labels=pick(data.labels))
+
+
+def scope_note(data: MapData, run_id: str | None) -> str:
+    """What the analyses below look at, in words."""
+    parts = []
+    if reference_mask(data.items.frame).any():
+        parts.append("the reference dataset is left out (it is for coverage only)")
+    if run_id is not None:
+        parts.append(f"only run '{data.items.run_names.get(run_id, run_id)}'")
+    return ("Analyses: " + "; ".join(parts) + ".") if parts else ""
 
 
 # -- analyses, one function each (the page caches them by map key) ---------------------------
@@ -187,14 +277,16 @@ def cluster_keywords(summary: pd.DataFrame, cluster: str) -> str:
 def cluster_representatives(data: MapData, cluster: int) -> pd.DataFrame:
     """The texts closest to the cluster's centre, with their conditions."""
     rows = representatives(data.vectors, cluster_labels(data), cluster)
-    return data.items.frame.iloc[rows][["text", *data.items.dimensions]]
+    return display_frame(data.items, data.items.frame.iloc[rows][["text", *data.items.dimensions]])
 
 
 def cluster_dominant_values(data: MapData, cluster: int) -> pd.DataFrame:
-    return dominant_values(data.items.frame, cluster_labels(data), cluster, data.items.dimensions)
+    out = dominant_values(data.items.frame, cluster_labels(data), cluster, data.items.dimensions)
+    return out.assign(dimension=out["dimension"].map(data.items.name))
 
 
 def diversity_groups(dimensions: Sequence[str]) -> list[str]:
+    """"Per" choices: extras, then dimension columns (shown by ``option_labels``)."""
     return [DIVERSITY_OVERALL, "run", "source", *dimensions]
 
 
@@ -204,25 +296,40 @@ def diversity_column(group: str) -> str | None:
 
 
 def diversity(data: MapData, by: str | None) -> pd.DataFrame:
-    return diversity_table(data.items.frame, data.vectors, data.labels, by=by)
+    """Diversity overall or per group; runs by their unique labels."""
+    frame = data.items.frame
+    if by == "run_id":
+        frame = frame.assign(run_id=run_column(frame, data.items.run_names))
+    return diversity_table(frame, data.vectors, data.labels, by=by)
 
 
 def probes(data: MapData) -> pd.DataFrame:
-    return probe_separability(data.items.frame, data.vectors, data.items.dimensions)
+    out = probe_separability(data.items.frame, data.vectors, data.items.dimensions)
+    return out.assign(dimension=out["dimension"].map(data.items.name))
 
 
 def near_duplicates(data: MapData, threshold: float) -> pd.DataFrame:
     return near_duplicate_groups(data.items.frame, data.vectors, data.items.dimensions, threshold=threshold)
 
 
-def heatmap(data: MapData, dim_a: str, dim_b: str) -> pd.DataFrame:
-    return condition_heatmap(data.items.frame, data.vectors, dim_a, dim_b)
+def heatmap(data: MapData, dim_a: str, dim_b: str, recipe: RecipeCells | None = None) -> pd.DataFrame:
+    """The cells of two dimensions; with the recipe's cells, its unseen values show as empty
+    rows/columns and the pairs it cannot produce as impossible (never "empty")."""
+    if recipe is None:
+        return condition_heatmap(data.items.frame, data.vectors, dim_a, dim_b)
+    return condition_heatmap(data.items.frame, data.vectors, dim_a, dim_b, values_a=recipe.values_a,
+                             values_b=recipe.values_b, possible=recipe.possible)
 
 
 def heatmap_grids(cells: pd.DataFrame, dim_a: str, dim_b: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Mean similarity and count per cell, rows = ``dim_a`` values, columns = ``dim_b`` values."""
-    return (cells.pivot(index=dim_a, columns=dim_b, values="mean_similarity"),
-            cells.pivot(index=dim_a, columns=dim_b, values="count"))
+    """Mean similarity and count per cell, rows = ``dim_a`` values, columns = ``dim_b`` values, in
+    the cells' order (the recipe's values first); an impossible cell's count is -1."""
+    order_a, order_b = list(dict.fromkeys(cells[dim_a])), list(dict.fromkeys(cells[dim_b]))
+    impossible = cells["impossible"].astype(bool) if "impossible" in cells else pd.Series(False, index=cells.index)
+    counts = cells["count"].where(~impossible, -1)
+    sim = cells.pivot(index=dim_a, columns=dim_b, values="mean_similarity").reindex(index=order_a, columns=order_b)
+    n = cells.assign(count=counts).pivot(index=dim_a, columns=dim_b, values="count").reindex(index=order_a, columns=order_b)
+    return sim, n
 
 
 def flagged_cells(cells: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -230,6 +337,9 @@ def flagged_cells(cells: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     flagged = cells[cells["collapsed"] | cells["empty"] | cells["thin"]]
     summary = (f"{int(cells['collapsed'].sum())} collapsed, {int(cells['empty'].sum())} empty and "
                f"{int(cells['thin'].sum())} thin cell(s)")
+    impossible = int(cells["impossible"].sum()) if "impossible" in cells else 0
+    if impossible:
+        summary += f"; {impossible} cell(s) the recipe cannot produce are not counted as empty"
     return flagged, summary
 
 
@@ -246,6 +356,9 @@ def split_values(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
-def gap_demonstrations(frame: pd.DataFrame, dimensions: Sequence[str], rows: Sequence[int], limit: int = 20) -> list[tuple[str, dict[str, str]]]:
-    """Selected texts with their conditions, as demonstrations for a new recipe version."""
-    return [(frame["text"].iloc[i], {k: str(frame[k].iloc[i]) for k in dimensions}) for i in list(rows)[:limit]]
+def gap_demonstrations(frame: pd.DataFrame, dimensions: Sequence[str], rows: Sequence[int], limit: int = 20,
+                       names: Mapping[str, str] | None = None) -> list[tuple[str, dict[str, str]]]:
+    """Selected texts with their conditions (by the dimensions' own names), as demonstrations
+    for a new recipe version."""
+    name = lambda k: (names or {}).get(k, k)  # noqa: E731
+    return [(frame["text"].iloc[i], {name(k): str(frame[k].iloc[i]) for k in dimensions}) for i in list(rows)[:limit]]
