@@ -9,6 +9,7 @@ the key came from, not the key.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,6 +18,7 @@ import httpx2
 import openai
 
 from services.core.errors import StudioError
+from services.generation.backends import BackendConfig
 from services.generation.batch_format import (
     CHAT_URL,
     BatchLine,
@@ -224,3 +226,27 @@ def make_client(provider: str, *, base_url: str | None = None, api_key: str | No
     if folder is None:
         raise ValueError("a vLLM batch needs a folder to write its file in")
     return VllmFile(folder)
+
+
+def key_for(provider: str, key_env: str | None = None, secrets: dict[str, Any] | None = None) -> str | None:
+    """The provider's key from st.secrets (passed in by the page) or the environment; never stored."""
+    name = key_env or PROVIDER_INFO[provider].key_env
+    if not name:
+        return None
+    if secrets and secrets.get(name):
+        return str(secrets[name])
+    return os.environ.get(name) or None
+
+
+def client_for(provider: str, *, base_url: str | None = None, key_env: str | None = None, secrets: dict[str, Any] | None = None,
+               folder: Path | None = None) -> BatchClient:
+    """A client for this provider with its key looked up now (the key lives only in the client)."""
+    return make_client(provider, base_url=base_url, api_key=key_for(provider, key_env, secrets), folder=folder,
+                       key_env=key_env)
+
+
+def run_config(provider: str, model: str, base_url: str | None = None) -> BackendConfig:
+    """What a run prepared for a batch records as its backend (no key). An Anthropic run records no
+    base URL: a live resume must never send another provider's key to Anthropic."""
+    info = PROVIDER_INFO[provider]
+    return BackendConfig(provider, "" if provider == "anthropic" else (base_url or info.base_url), model)
