@@ -236,11 +236,14 @@ def test_openai_jsonl_is_one_request_per_line(store):
 
 
 def test_forecast_compares_live_and_batch_cost_and_time():
-    f = Forecast(10, Span(100, 200), Span(50, 100), Span(0.02, 0.04), Span(600, 900), "b")
-    c = compare(f, "openai")
+    f = Forecast(10, Span(1000, 2000), Span(500, 1000), None, Span(600, 900), "b")
+    price = Price(10.0, 20.0)  # 1000 prompt + 500 completion tokens: $0.02 live
+    c = compare(f, "openai", price)
     assert BATCH_SHARE["openai"] == 0.5
+    assert (c.live_cost.low, c.live_cost.high) == pytest.approx((0.02, 0.04))
     assert (c.batch_cost.low, c.batch_cost.high) == pytest.approx((0.01, 0.02))
-    assert c.window_s == 86400 and "24 h" in c.time_note
-    assert compare(f, "vllm").batch_cost == f.cost_usd
+    assert c.live_seconds == Span(600, 900) and c.window_s == 86400 and "24 h" in c.time_note
+    assert compare(f, "vllm", price).batch_cost == c.live_cost
+    assert compare(f, "anthropic", price, live_time_applies=False).live_seconds is None
     slow = Forecast(10, Span(1, 1), Span(1, 1), None, Span(90000, 100000), "b")
-    assert "longer than" in compare(slow, "anthropic").time_note and compare(slow, "anthropic").batch_cost is None
+    assert "longer than" in compare(slow, "anthropic", price).time_note and compare(slow, "anthropic", None).batch_cost is None

@@ -37,23 +37,30 @@ class BatchCompare:
     time_note: str
 
 
-def compare(f: Forecast, provider: str) -> BatchCompare:
-    """The live forecast's cost and time next to the batch's: cost at the provider's batch share;
-    time only as the window's bound, since a provider says when a batch must end, not when it will."""
+def compare(f: Forecast, provider: str, price: Price | None, *, live_time_applies: bool = True) -> BatchCompare:
+    """The forecast's tokens priced live and in a batch with ``price`` (the batch's model's, which
+    may not be the one the forecast was priced for); time only as the window's bound, since a
+    provider says when a batch must end, not when it will. ``live_time_applies`` is False when the
+    forecast's time was measured on another backend than this provider: then no live time is shown."""
     share = BATCH_SHARE.get(provider)
-    batch_cost = None if f.cost_usd is None else f.cost_usd * (share if share is not None else 1.0)
-    if share is None:
+    live_cost = Span(price.cost(int(f.prompt_tokens.low), int(f.completion_tokens.low)),
+                     price.cost(int(f.prompt_tokens.high), int(f.completion_tokens.high))) if price else None
+    batch_cost = None if live_cost is None else live_cost * (share if share is not None else 1.0)
+    if price is None:
+        cost_note = "no price set for this model: add it to the price table to compare costs"
+    elif share is None:
         cost_note = f"{provider}: no batch discount (your own hardware costs what it costs live)"
     else:
-        cost_note = f"batch at {share:.0%} of the standard price ({provider}, listed {BATCH_SHARE_AS_OF})"
-    if f.cost_usd is None:
-        cost_note = "no price set for this model: add it to the price table to compare costs"
+        cost_note = (f"batch at {share:.0%} of the standard price ({provider}'s listed discount as of {BATCH_SHARE_AS_OF}); "
+                     "tokens as in the rough forecast")
+    seconds = f.seconds if live_time_applies else None
     if provider == "vllm":
         time_note = "vllm run-batch runs on your own server: as long as the run takes there"
-    elif f.seconds is None:
-        time_note = "live time unknown until a preview measures it; a batch ends within 24 h"
-    elif f.seconds.high > WINDOW_S:
+    elif seconds is None:
+        time_note = ("no live time: " + ("nothing has measured this backend's speed yet" if live_time_applies else
+                     "the forecast's time is for the backend chosen above, not this provider") + "; a batch ends within 24 h")
+    elif seconds.high > WINDOW_S:
         time_note = "the live run would take longer than the batch's 24-hour window"
     else:
         time_note = "a batch ends within 24 h (usually sooner, never promised): live is faster when you need it now"
-    return BatchCompare(f.cost_usd, batch_cost, f.seconds, WINDOW_S, cost_note, time_note)
+    return BatchCompare(live_cost, batch_cost, seconds, WINDOW_S, cost_note, time_note)
