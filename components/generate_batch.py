@@ -55,11 +55,12 @@ def _submit(store: Any, secrets: dict[str, Any], provider: str, base_url: str, r
         text = "Nothing to send: every line has an output" + (f" or is in an open batch ({rep.in_flight})." if rep.in_flight else ".")
         _say("info", text)
         return
-    text = f"Sent {rep.batch.batch_id}: {rep.sent} line(s) to {PROVIDER_INFO[provider].label}."
+    text = f"Sent {', '.join(b.batch_id for b in rep.batches)}: {rep.sent} line(s) to {PROVIDER_INFO[provider].label}."
     if rep.cleared:
         text += f" {rep.cleared} failed line(s) are sent again."
-    if rep.batch.input_path:
-        text += f" Run: {vllm_command(rep.batch.input_path, rep.batch.output_path or '', rep.batch.model)}"
+    for b in rep.batches:
+        if b.input_path:
+            text += f" Run: {vllm_command(b.input_path, b.output_path or '', b.model)}"
     _say("success", text)
 
 
@@ -109,6 +110,9 @@ def batch_panel(store: Any, secrets: dict[str, Any], forecast: Forecast, live_ba
         if run is None or not batches:
             return
         st.markdown(f"**Batches of this run** ({len(batches)})")
+        if any(b.is_open for b in batches):
+            st.caption("Lines in an open batch are paid for there: collect it before resuming this run live, "
+                       "or the live run pays for them again.")
         _table(batches)
         open_ = [b for b in batches if b.is_open]
         s1, s2 = st.columns(2)

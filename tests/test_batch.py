@@ -4,6 +4,7 @@ endpoints: submit, poll, collect exactly once, resubmit only what failed, and er
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -173,14 +174,22 @@ def test_a_batch_that_fails_validation_frees_its_lines(store, mock):
     assert submit_batch(store, run_id, client).sent == 3
 
 
-def test_no_key_is_stored_in_the_batches_table(store, mock):
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_no_key_is_stored_or_logged(store, mock, caplog, provider):
+    caplog.set_level(logging.DEBUG)
+    key = "sk-test" if provider == "openai" else "ak-test"
     run_id = plan_run(store, recipe(n_items=2))
-    b = submit_batch(store, run_id, _client(mock, key="sk-test"), base_url=mock.url).batch
-    refresh(store, b.batch_id, _client(mock))
-    dump = json.dumps([list(map(str, r)) for r in store.query("SELECT * FROM batches")])
-    assert "sk-test" not in dump and "ak-test" not in dump
-    # the mock saw the key in the header, so the test would catch a leak
-    assert any(h.get("authorization") == "Bearer sk-test" for _, _, h in mock.requests)
+    client = _client(mock, provider, key=key)
+    b = submit_batch(store, run_id, client, base_url=mock.url).batch
+    refresh(store, b.batch_id, client)
+    collect_batch(store, b.batch_id, client)
+    dump = json.dumps([[str(v) for v in row] for t in ("runs", "run_events", "batches", "samples")
+                       for row in store.query(f"SELECT * FROM {t}")])
+    files = " ".join(p.read_text(errors="replace") for p in store.work_dir.rglob("*") if p.is_file())
+    assert key not in dump and key not in files and key not in caplog.text
+    # the mock saw the key in its header, so the test would catch a leak
+    seen = [h.get("authorization", "") + h.get("x-api-key", "") for _, _, h in mock.requests]
+    assert any(key in s for s in seen) and run_id in dump
 
 
 def test_multi_step_recipes_go_one_step_per_batch(store, mock):
@@ -247,3 +256,26 @@ def test_forecast_compares_live_and_batch_cost_and_time():
     assert compare(f, "anthropic", price, live_time_applies=False).live_seconds is None
     slow = Forecast(10, Span(1, 1), Span(1, 1), None, Span(90000, 100000), "b")
     assert "longer than" in compare(slow, "anthropic", price).time_note and compare(slow, "anthropic", None).batch_cost is None
+
+
+def test_a_run_past_the_batch_limit_is_split_and_collected_whole(store, mock):
+    run_id = plan_run(store, recipe(n_items=7))
+    client = _client(mock)
+    rep = submit_batch(store, run_id, client, max_lines=3)
+    assert [b.n_lines for b in rep.batches] == [3, 3, 1] and len(mock.uploads) == 3
+    for b in rep.batches[:2]:
+        collect_batch(store, b.batch_id, client)
+        assert get_run(store, run_id).status == "planned"  # a batch is still open
+    collect_batch(store, rep.batches[2].batch_id, client)
+    assert len(_outputs(store, run_id)) == 7 and get_run(store, run_id).status == "finished"
+
+
+def test_split_keeps_under_the_byte_limit(store, monkeypatch):
+    from services.generation import batch_format
+
+    run_id = plan_run(store, recipe(n_items=6))
+    todo, _ = run_lines(store, get_run(store, run_id))
+    one = len(openai_jsonl(todo[:1], "m"))
+    monkeypatch.setitem(batch_format.LIMITS, "openai", (50_000, int(one * 2.2 / 0.95)))
+    parts = batch_format.split_lines(todo, "openai", "m")
+    assert sum(map(len, parts)) == 6 and all(len(p) <= 2 for p in parts)

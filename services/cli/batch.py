@@ -118,10 +118,11 @@ def _submit(store: Store, args: argparse.Namespace) -> int:
     if rep.batch is None:
         print(f"run {run_id}: nothing to send", flush=True)
         return 0
-    print(f"run {run_id}: sent {_say(rep.batch)}", flush=True)
-    if rep.batch.provider == "vllm":
-        print("run: " + vllm_command(rep.batch.input_path or "", rep.batch.output_path or "", rep.batch.model), flush=True)
-        print(f"then: python -m services batch collect --batch {rep.batch.batch_id}", flush=True)
+    for b in rep.batches:
+        print(f"run {run_id}: sent {_say(b)}", flush=True)
+        if b.provider == "vllm":
+            print("run: " + vllm_command(b.input_path or "", b.output_path or "", b.model), flush=True)
+            print(f"then: python -m services batch collect --batch {b.batch_id}", flush=True)
     return 0
 
 

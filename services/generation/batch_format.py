@@ -28,6 +28,9 @@ from services.recipes.version_store import load_version
 PROVIDERS = ("openai", "anthropic", "vllm")
 CHAT_URL = "/v1/chat/completions"
 ANTHROPIC_MAX_TOKENS = 1024  # Anthropic requires max_tokens; used only when the run sets none
+# The most one batch may hold (lines, bytes), as the providers document them: OpenAI 50,000
+# requests and a 200 MB input file; Anthropic 100,000 requests or 256 MB. A bigger run is split.
+LIMITS: dict[str, tuple[int, int]] = {"openai": (50_000, 200 * 2**20), "anthropic": (100_000, 256 * 2**20)}
 
 
 class BatchOutputMalformed(StudioError):
@@ -92,6 +95,22 @@ def run_lines(store: Store, run: RunInfo) -> tuple[list[BatchLine], dict[str, Ba
                 known[key] = line
                 break
     return todo, known
+
+
+def split_lines(lines: list[BatchLine], provider: str, model: str, max_lines: int | None = None) -> list[list[BatchLine]]:
+    """The lines in batches the provider accepts (a margin of 5% under its byte limit)."""
+    cap_lines, cap_bytes = LIMITS.get(provider, (len(lines) or 1, 2**62))
+    cap_lines = min(cap_lines, max_lines or cap_lines)
+    parts: list[list[BatchLine]] = [[]]
+    size = 0
+    for ln in lines:
+        n = len(openai_jsonl([ln], model)) if provider != "anthropic" else len(json.dumps(anthropic_requests([ln], model)))
+        if parts[-1] and (len(parts[-1]) >= cap_lines or size + n > cap_bytes * 0.95):
+            parts.append([])
+            size = 0
+        parts[-1].append(ln)
+        size += n
+    return [p for p in parts if p]
 
 
 # -- OpenAI Batch JSONL (also what `vllm run-batch` reads) --------------------------------------

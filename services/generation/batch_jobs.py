@@ -18,7 +18,7 @@ from services.core.errors import StudioError
 from services.core.store import Store
 from services.generation.batch_client import BatchClient, BatchNotReady, BatchProviderError
 from services.generation.batch_forecast import batch_price
-from services.generation.batch_format import BatchLine, BatchOutputMalformed, LineResult, run_lines
+from services.generation.batch_format import BatchLine, BatchOutputMalformed, LineResult, run_lines, split_lines
 from services.generation.batch_store import (
     BatchInfo,
     create_batch,
@@ -56,11 +56,15 @@ class BatchExpired(StudioError):
 
 @dataclass
 class SubmitReport:
-    batch: BatchInfo | None
+    batches: list[BatchInfo]  # more than one when the run is past a provider's batch limit
     sent: int
     unrenderable: int  # lines whose template failed: written as error rows, like a live run
     cleared: int  # earlier error rows dropped so their lines are sent again
     in_flight: int  # lines left out because an open batch holds them
+
+    @property
+    def batch(self) -> BatchInfo | None:
+        return self.batches[0] if self.batches else None
 
 
 @dataclass
@@ -98,10 +102,12 @@ def _error_rows(run: RunInfo, line: BatchLine, error: str) -> list[dict[str, Any
     return rows
 
 
-def submit_batch(store: Store, run_id: str, client: BatchClient, *, base_url: str | None = None) -> SubmitReport:
+def submit_batch(store: Store, run_id: str, client: BatchClient, *, base_url: str | None = None,
+                 max_lines: int | None = None) -> SubmitReport:
     """Send every line of the run that has no output and is in no open batch: on a fresh run its
     whole plan, after a collect only the failed and missing lines (or a multi-step recipe's next step).
-    Nothing is recorded when the provider refuses the batch."""
+    Nothing is recorded when the provider refuses the batch. ``max_lines`` caps a batch below the
+    provider's own limit."""
     run = get_run(store, run_id)
     if run.status == "running":
         raise BatchRefused(f"Run {run_id} is running live: cancel it first, then send what is missing as a batch.")
@@ -115,22 +121,32 @@ def submit_batch(store: Store, run_id: str, client: BatchClient, *, base_url: st
     if broken:
         write_results(store, run_id, [], [r for ln in broken for r in _error_rows(run, ln, ln.problem or "cannot render")])
     if not good:
-        return SubmitReport(None, 0, len(broken), cleared, in_flight)
-    batch_id = new_batch_id()
-    remote_id, remote = client.submit(batch_id, good, run.model)
-    input_path = output_path = None
-    if hasattr(client, "paths"):  # a file for vllm run-batch
-        src, dst = client.paths(batch_id)
-        input_path, output_path = str(src), str(dst)
-    batch = create_batch(store, batch_id=batch_id, run_id=run_id, provider=client.provider, base_url=base_url,
-                         remote_id=remote_id, model=run.model, status=remote.status, custom_ids=[ln.custom_id for ln in good],
-                         input_path=input_path, output_path=output_path)
-    if remote.counts:
-        batch = update_batch(store, batch_id, counts=remote.counts)
+        return SubmitReport([], 0, len(broken), cleared, in_flight)
+    sent: list[BatchInfo] = []
+    for part in split_lines(good, client.provider, run.model, max_lines):
+        # each part is recorded as soon as the provider has it: a refusal later leaves its lines to send again
+        batch_id = new_batch_id()
+        try:
+            remote_id, remote = client.submit(batch_id, part, run.model)
+        except StudioError as exc:
+            if not sent:
+                raise
+            raise type(exc)(f"{exc} ({len(sent)} batch(es) of {sum(b.n_lines for b in sent)} line(s) were sent and recorded "
+                            "before this; the rest can be sent again)") from exc
+        input_path = output_path = None
+        if hasattr(client, "paths"):  # a file for vllm run-batch
+            src, dst = client.paths(batch_id)
+            input_path, output_path = str(src), str(dst)
+        batch = create_batch(store, batch_id=batch_id, run_id=run_id, provider=client.provider, base_url=base_url,
+                             remote_id=remote_id, model=run.model, status=remote.status, custom_ids=[ln.custom_id for ln in part],
+                             input_path=input_path, output_path=output_path)
+        if remote.counts:
+            batch = update_batch(store, batch_id, counts=remote.counts)
+        sent.append(batch)
+        add_event(store, run_id, "batch", f"batch {batch_id}: {len(part)} line(s) sent to {client.provider}"
+                  + (f" as {remote_id}" if remote_id else f", file {input_path}"))
     set_status(store, run_id, run.status, run.error, started=True)
-    add_event(store, run_id, "batch", f"batch {batch_id}: {len(good)} line(s) sent to {client.provider}"
-              + (f" as {remote_id}" if remote_id else f", file {input_path}"))
-    return SubmitReport(batch, len(good), len(broken), cleared, in_flight)
+    return SubmitReport(sent, len(good), len(broken), cleared, in_flight)
 
 
 def refresh(store: Store, batch_id: str, client: BatchClient) -> BatchInfo:
