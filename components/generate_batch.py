@@ -64,10 +64,19 @@ def _submit(store: Any, secrets: dict[str, Any], provider: str, base_url: str, r
     _say("success", text)
 
 
+def _progress(b: BatchInfo) -> str:
+    """The provider's own counts (OpenAI: completed/failed; Anthropic: succeeded/errored/expired/canceled)."""
+    if not b.counts:
+        return "—"
+    done = int(b.counts.get("completed") or b.counts.get("succeeded") or 0)
+    bad = sum(int(b.counts.get(k) or 0) for k in ("failed", "errored", "expired", "canceled"))
+    return f"{done} of {b.n_lines} done" + (f", {bad} not" if bad else "")
+
+
 def _table(batches: list[BatchInfo]) -> None:
     st.dataframe(pd.DataFrame([{
         "batch": b.batch_id, "provider": b.provider, "state": "collected" if b.collected_at else b.status, "lines": b.n_lines,
-        "progress": ", ".join(f"{k} {v}" for k, v in b.counts.items() if v) or "—", "imported": b.imported, "failed": b.failed,
+        "progress": _progress(b), "imported": b.imported, "failed": b.failed,
         "note": b.error or "", "sent": f"{b.created_at:%Y-%m-%d %H:%M}"} for b in batches]), hide_index=True)
 
 
@@ -92,11 +101,13 @@ def batch_panel(store: Any, secrets: dict[str, Any], forecast: Forecast, live_ba
             st.caption(f"Writes the input file for `vllm run-batch` under {store.work_dir / 'batches'}; collect reads its output file.")
         c = compare(forecast, provider, get_price(store, model) if model else None,
                     live_time_applies=live_backend == (provider, model))
-        m = st.columns(4)
-        m[0].metric("Live cost", "no price set" if c.live_cost is None else _range(c.live_cost, _usd))
-        m[1].metric("Batch cost", "no price set" if c.batch_cost is None else _range(c.batch_cost, _usd))
-        m[2].metric("Live time", "—" if c.live_seconds is None else _range(c.live_seconds, _duration))
-        m[3].metric("Batch time", "own server" if provider == "vllm" else f"≤ {_duration(c.window_s)}")
+        def cost(x: Any) -> str:
+            return "no price set" if x is None else _range(x, _usd)
+
+        st.table(pd.DataFrame({"cost": [cost(c.live_cost), cost(c.batch_cost)],
+                               "time": ["—" if c.live_seconds is None else _range(c.live_seconds, _duration),
+                                        "as long as it takes there" if provider == "vllm" else f"within {c.window_s // 3600} h"]},
+                              index=["live", "batch"]))
         st.caption(f"{forecast.requests:,} request(s). Cost: {c.cost_note}. Time: {c.time_note}.")
         b1, b2 = st.columns(2)
         b1.button("Send the full run as a batch", key="generate_batch_submit_new", on_click=_submit,
