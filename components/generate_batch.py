@@ -13,7 +13,7 @@ import streamlit as st
 from components.generate_view import _duration, _range, _usd
 from services.core.errors import StudioError
 from services.generation.backends import BackendConfig
-from services.generation.batch_client import PROVIDER_INFO, client_for, key_for, run_config, vllm_command
+from services.generation.batch_client import PROVIDER_INFO, client_for, key_for, run_config, vllm_command, vllm_output_refusal
 from services.generation.batch_forecast import compare
 from services.generation.batch_jobs import collect_batch, refresh, submit_batch
 from services.generation.batch_store import BatchInfo, list_batches, update_batch
@@ -146,6 +146,9 @@ def batch_panel(store: Any, secrets: dict[str, Any], forecast: Forecast, live_ba
 def _collect(store: Any, batches: list[BatchInfo], secrets: dict[str, Any], vllm_out: str | None) -> None:
     for b in batches:
         if b.provider == "vllm" and vllm_out and vllm_out != b.output_path:
+            if (problem := vllm_output_refusal(store, vllm_out)) is not None:
+                _say("error", problem)
+                continue
             b = update_batch(store, b.batch_id, output_path=vllm_out)
         bar = st.progress(0.0, text=f"Collecting {b.batch_id}…")
 

@@ -9,7 +9,8 @@ Behaviour per line, by a directive in the line's last user message: ``[[fail]]``
 (OpenAI: error file, HTTP 400; Anthropic: ``errored``). Per server (attributes, settable while it
 runs): ``polls_until_done`` (retrieves answered ``in_progress`` first), ``expire`` (the batch
 expires with only its first half done), ``malformed_line`` (one output line is cut short),
-``fail_validation`` (the batch fails validation), ``fail_first`` (the first N lines fail; a
+``fail_validation`` (the batch fails validation), ``results_base`` (Anthropic's results_url
+points at another host), ``fail_first`` (the first N lines fail; a
 resubmit then succeeds because the count is spent). Everything received is kept in ``uploads``
 and ``requests`` (method, path, headers) for tests to inspect.
 """
@@ -42,6 +43,7 @@ class BatchMock:
         self.malformed_line = False
         self.fail_validation = False
         self.fail_first = 0
+        self.results_base: str | None = None  # Anthropic: where results_url points (default: this server)
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.uploads: list[bytes] = []
@@ -259,7 +261,7 @@ class BatchMock:
         b["_results"] = ("\n".join(text) + "\n").encode()
         b["processing_status"] = "ended"
         b["request_counts"] = counts
-        b["results_url"] = f"{self.url}/messages/batches/{b['id']}/results"
+        b["results_url"] = f"{self.results_base or self.url}/messages/batches/{b['id']}/results"
 
 
 def _public(b: dict[str, Any]) -> dict[str, Any]:

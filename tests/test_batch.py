@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from services.generation.batch_client import BatchAuthError, BatchNotReady, BatchProviderError, make_client, vllm_command
+from services.generation.batch_client import (
+    BatchAuthError,
+    BatchNotReady,
+    BatchProviderError,
+    make_client,
+    vllm_command,
+    vllm_output_refusal,
+)
 from services.generation.batch_forecast import BATCH_SHARE, compare
 from services.generation.batch_format import BatchOutputMalformed, openai_jsonl, run_lines
 from services.generation.batch_jobs import BatchExpired, BatchRefused, collect_batch, refresh, submit_batch
@@ -154,6 +161,16 @@ def test_a_wrong_key_is_said_in_words_and_records_nothing(store, mock, provider)
     assert list_batches(store, run_id) == []
 
 
+def test_the_key_is_never_sent_to_a_results_url_on_another_host(store, mock):
+    run_id = plan_run(store, recipe(n_items=2))
+    mock.results_base = "http://198.51.100.7:9/v1"
+    client = _client(mock, "anthropic")
+    b = submit_batch(store, run_id, client).batch
+    with pytest.raises(BatchProviderError, match="not on http://127.0.0.1"):
+        collect_batch(store, b.batch_id, client)
+    assert get_batch(store, b.batch_id).is_open
+
+
 def test_auth_failure_on_collect_loses_nothing(store, mock):
     run_id = plan_run(store, recipe(n_items=4))
     b = submit_batch(store, run_id, _client(mock)).batch
@@ -228,6 +245,13 @@ def test_vllm_file_round_trip(store, tmp_path: Path):
     Path(b.output_path).write_text("\n".join(out) + "\n")
     assert collect_batch(store, b.batch_id, client).imported == 3
     assert sorted(r["text"] for r in _outputs(store, run_id)) == ["vllm 0", "vllm 1", "vllm 2"]
+
+
+def test_the_page_reads_vllm_output_only_from_allowed_folders(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_IMPORT_DIRS", str(tmp_path / "imports"))
+    assert vllm_output_refusal(store, str(store.work_dir / "batches" / "x.output.jsonl")) is None
+    assert vllm_output_refusal(store, str(tmp_path / "imports" / "out.jsonl")) is None
+    assert "outside the folders" in vllm_output_refusal(store, "/etc/passwd")
 
 
 def test_a_running_live_run_is_not_sent_as_a_batch(store, mock):

@@ -78,6 +78,34 @@ def test_a_missing_key_is_shown_before_sending(app_env, mock, monkeypatch):
     assert "Unauthorised (HTTP 401)" in _texts(at, "error") and "ak-wrong" not in _texts(at, "error")
 
 
+def test_vllm_file_from_the_page_then_collect_its_output(app_env):
+    import json
+
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.selectbox(key="generate_batch_provider").set_value("vllm").run()
+    at.text_input(key="generate_batch_model_vllm").set_value("my-model").run()
+    at.button(key="generate_batch_submit_new").click().run()
+    assert not at.exception, at.exception
+    sent = _texts(at, "success")
+    assert "vllm run-batch -i" in sent and "--model my-model" in sent
+    src = next((app_env.parent / "cache" / "batches").glob("*.input.jsonl"))
+    out = at.text_input(key="generate_batch_vllm_out").value
+    assert out.endswith(".output.jsonl")
+    Path(out).write_text("".join(json.dumps({"custom_id": json.loads(x)["custom_id"], "error": None, "response": {
+        "status_code": 200, "body": {"choices": [{"message": {"content": "from vllm"}, "finish_reason": "stop"}]}}}) + "\n"
+        for x in src.read_text().splitlines()))
+    # a path outside the allowed folders is refused in words, and nothing is read
+    at.text_input(key="generate_batch_vllm_out").set_value("/etc/passwd").run()
+    at.button(key="generate_batch_collect").click().run()
+    assert "outside the folders" in _texts(at, "error") and _samples(app_env)[0] == 0
+    at.text_input(key="generate_batch_vllm_out").set_value(out).run()
+    at.button(key="generate_batch_collect").click().run()
+    assert not at.exception, at.exception
+    assert "Collected batch-" in _texts(at, "success")
+    assert _samples(app_env) == (len(src.read_text().splitlines()), 1)
+    assert at.button(key="generate_batch_collect").disabled  # nothing open any more
+
+
 @pytest.mark.browser
 def test_browser_sends_a_batch_and_collects_it(tmp_path, mock):
     from tests.browser import browser_page, run_studio, screenshot, wait_for_app

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 import httpx2
 import openai
 
+from services.core import settings
 from services.core.errors import StudioError
+from services.core.store import Store
 from services.generation.backends import BackendConfig
 from services.generation.batch_format import (
     CHAT_URL,
@@ -80,6 +82,11 @@ class BatchClient(Protocol):
     def poll(self, remote_id: str | None, output_path: str | None) -> Remote: ...
 
     def download(self, remote: Remote, output_path: str | None) -> tuple[list[LineResult], list[str]]: ...
+
+
+def _origin(url: str) -> str:
+    u = httpx2.URL(url)
+    return f"{u.scheme}://{u.host}:{u.port or (443 if u.scheme == 'https' else 80)}"
 
 
 def _auth_message(where: str, key_env: str | None) -> str:
@@ -177,7 +184,10 @@ class AnthropicBatches:
         return self._remote(self._send("GET", f"{self.base_url}/messages/batches/{remote_id}").json())
 
     def download(self, remote: Remote, output_path: str | None) -> tuple[list[LineResult], list[str]]:
-        return parse_anthropic_results(self._send("GET", remote.refs["results_url"]).text, "results file")
+        url = str(remote.refs.get("results_url") or "")
+        if _origin(url) != _origin(self.base_url):  # the key goes with the request: only to the API it is for
+            raise BatchProviderError(f"The results URL {url[:200]!r} is not on {_origin(self.base_url)}: not fetched, so the key stays there.")
+        return parse_anthropic_results(self._send("GET", url).text, "results file")
 
 
 class VllmFile:
@@ -250,3 +260,14 @@ def run_config(provider: str, model: str, base_url: str | None = None) -> Backen
     base URL: a live resume must never send another provider's key to Anthropic."""
     info = PROVIDER_INFO[provider]
     return BackendConfig(provider, "" if provider == "anthropic" else (base_url or info.base_url), model)
+
+
+def vllm_output_refusal(store: Store, path: str) -> str | None:
+    """Why the page may not read this vLLM output file, or None: like the SQL page's imports, only
+    files under the batches folder or the folders of STUDIO_IMPORT_DIRS."""
+    allowed = [(store.work_dir / "batches").resolve(), *settings.paths("STUDIO_IMPORT_DIRS")]
+    target = Path(path).expanduser().resolve()
+    if any(target.is_relative_to(a) for a in allowed):
+        return None
+    return (f"{path} is outside the folders the studio reads from ({', '.join(map(str, allowed))}): move the file there, "
+            "add its folder to STUDIO_IMPORT_DIRS, or collect with `python -m services batch collect --output FILE`.")
