@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+
 from services.core.clock import utc_now
 from services.core.store import Store
 from services.generation.run_store import insert_samples
@@ -118,10 +120,15 @@ def write_results(store: Store, run_id: str, ok: list[dict[str, Any]], errors: l
     """Successes first replace the error rows of their units (an error row was never a paid
     output), then every row is inserted once: a key already present is left as it is."""
     units = sorted({(r["item_key"], r["sample_idx"]) for r in ok})
-    with store.write() as cur:
-        for item_key, sample_idx in units:
-            cur.execute("DELETE FROM samples WHERE run_id = ? AND item_key = ? AND sample_idx = ? AND error IS NOT NULL",
-                        [run_id, item_key, sample_idx])
+    if units and store.scalar("SELECT count(*) FROM samples WHERE run_id = ? AND error IS NOT NULL", [run_id]):
+        table = pa.table({"item_key": [u[0] for u in units], "sample_idx": pa.array([u[1] for u in units], pa.int32())})
+        with store.write() as cur:
+            cur.register("_units_ok", table)
+            try:
+                cur.execute("DELETE FROM samples WHERE run_id = ? AND error IS NOT NULL AND EXISTS (SELECT 1 FROM _units_ok u"
+                            " WHERE u.item_key = samples.item_key AND u.sample_idx = samples.sample_idx)", [run_id])
+            finally:
+                cur.unregister("_units_ok")
     insert_samples(store, ok)
     # An error whose line has a success by now (this batch's or a later one's) is not written:
     # each error row carries ``_cause``, the custom_id of the line that failed.
