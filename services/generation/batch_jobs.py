@@ -43,7 +43,7 @@ from services.generation.run_store import (
 )
 from services.generation.steps import OUTPUT
 
-CHUNK = 500  # rows per write while collecting: the progress bar moves, a crash keeps what was written
+CHUNK = 2000  # rows per write while collecting: the progress bar moves, a crash keeps what was written
 
 
 class BatchRefused(StudioError):
