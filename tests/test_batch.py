@@ -303,3 +303,14 @@ def test_split_keeps_under_the_byte_limit(store, monkeypatch):
     monkeypatch.setitem(batch_format.LIMITS, "openai", (50_000, int(one * 2.2 / 0.95)))
     parts = batch_format.split_lines(todo, "openai", "m")
     assert sum(map(len, parts)) == 6 and all(len(p) <= 2 for p in parts)
+
+
+def test_a_budget_the_batch_could_pass_is_refused_before_sending(store, mock):
+    set_price(store, "mock-model", Price(1000.0, 1000.0))  # $1 per thousand tokens, $0.5 in a batch
+    run_id = plan_run(store, recipe(n_items=4), budget_usd=0.01)
+    with pytest.raises(BatchRefused, match=r"could cost up to \$0.0[0-9]+.*Nothing was sent"):
+        submit_batch(store, run_id, _client(mock))
+    assert not mock.uploads and list_batches(store, run_id) == []
+    # a cap the worst case stays under lets it go (4 lines of about 36 tokens at $0.0005 a token in a batch)
+    roomy = plan_run(store, recipe(n_items=4), budget_usd=1.0)
+    assert submit_batch(store, roomy, _client(mock)).sent == 4

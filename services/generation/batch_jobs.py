@@ -18,7 +18,14 @@ from services.core.errors import StudioError
 from services.core.store import Store
 from services.generation.batch_client import BatchClient, BatchNotReady, BatchProviderError
 from services.generation.batch_forecast import batch_price
-from services.generation.batch_format import BatchLine, BatchOutputMalformed, LineResult, run_lines, split_lines
+from services.generation.batch_format import (
+    ANTHROPIC_MAX_TOKENS,
+    BatchLine,
+    BatchOutputMalformed,
+    LineResult,
+    run_lines,
+    split_lines,
+)
 from services.generation.batch_store import (
     BatchInfo,
     create_batch,
@@ -30,6 +37,7 @@ from services.generation.batch_store import (
     update_batch,
     write_results,
 )
+from services.generation.forecast import CHARS_PER_TOKEN
 from services.generation.run_store import (
     Price,
     RunInfo,
@@ -122,6 +130,8 @@ def submit_batch(store: Store, run_id: str, client: BatchClient, *, base_url: st
         write_results(store, run_id, [], [r for ln in broken for r in _error_rows(run, ln, ln.problem or "cannot render")])
     if not good:
         return SubmitReport([], 0, len(broken), cleared, in_flight)
+    if run.budget_usd is not None:
+        _check_budget(store, run, good, client.provider)
     sent: list[BatchInfo] = []
     for part in split_lines(good, client.provider, run.model, max_lines):
         # each part is recorded as soon as the provider has it: a refusal later leaves its lines to send again
@@ -147,6 +157,27 @@ def submit_batch(store: Store, run_id: str, client: BatchClient, *, base_url: st
                   + (f" as {remote_id}" if remote_id else f", file {input_path}"))
     set_status(store, run_id, run.status, run.error, started=True)
     return SubmitReport(sent, len(good), len(broken), cleared, in_flight)
+
+
+def worst_case_usd(lines: list[BatchLine], price: Price) -> float:
+    """What the lines cost at most: prompts at 3 characters per token (the short end of English
+    text), every answer at max_tokens."""
+    return sum(price.cost(int(sum(len(m["content"]) for m in ln.messages or []) / CHARS_PER_TOKEN[1]),
+                          int(ln.params.get("max_tokens") or ANTHROPIC_MAX_TOKENS)) for ln in lines)
+
+
+def _check_budget(store: Store, run: RunInfo, lines: list[BatchLine], provider: str) -> None:
+    """A batch cannot stop at a budget cap once sent: refuse one whose worst case could pass it."""
+    price = batch_price(get_price(store, run.model), provider)
+    if price is None:
+        raise BatchRefused(f"Run {run.run_id} has a budget cap of ${run.budget_usd:.4g} but '{run.model}' has no price, "
+                           "so the batch's cost could not be bounded. Set its price, or send it without a budget.")
+    spent = float(store.scalar("SELECT coalesce(sum(cost_usd), 0) FROM samples WHERE run_id = ?", [run.run_id]) or 0)
+    worst = worst_case_usd(lines, price)
+    if spent + worst > run.budget_usd:
+        raise BatchRefused(f"A batch cannot stop at a budget cap once sent: these {len(lines)} line(s) could cost up to "
+                           f"${worst:.4g} (every answer at max_tokens), and ${spent:.4g} of the ${run.budget_usd:.4g} cap is spent. "
+                           "Nothing was sent. Send fewer items, raise the cap, or run it live (a live run stops at the cap).")
 
 
 def refresh(store: Store, batch_id: str, client: BatchClient) -> BatchInfo:
