@@ -81,3 +81,14 @@ def test_vllm_file_then_collect_with_output(tmp_path, capsys):
     run_id = _counts(Path(db))[2]
     assert main(["batch", "collect", "--run", run_id, "--output", str(written), "--db", db, "--quiet"]) == 0
     assert _counts(Path(db))[:2] == (2, 0)
+
+
+def test_collect_wait_polls_until_the_batch_is_done(tmp_path, mock, capsys):
+    db = str(tmp_path / "b.duckdb")
+    mock.polls_until_done = 3
+    assert main(["batch", "submit", str(NEWS), "--provider", "openai", "--base-url", mock.url, "--limit", "2", "--db", db]) == 0
+    run_id = _counts(Path(db))[2]
+    assert main(["batch", "collect", "--run", run_id, "--db", db, "--quiet"]) == 1
+    assert "Collect again later" in capsys.readouterr().err
+    assert main(["batch", "collect", "--run", run_id, "--db", db, "--quiet", "--wait", "--every", "0.05"]) == 0
+    assert _counts(Path(db))[:2] == (2, 0)
