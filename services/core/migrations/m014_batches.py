@@ -26,4 +26,7 @@ STATEMENTS = [
         updated_at TIMESTAMP NOT NULL,
         collected_at TIMESTAMP
     )""",
+    # Shown by the SQL page's schema browser.
+    "COMMENT ON TABLE batches IS 'Provider batches of runs: provider, remote id, lines (custom_id = sample_key), status,"
+    " counts, imported and failed lines. No key is ever stored.'",
 ]
