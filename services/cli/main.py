@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     from services.cli.curate import add_parser as add_curate
 
     add_curate(sub)
+    from services.cli.embed import add_parsers as add_embed
+
+    add_embed(sub)
     return parser
 
 
@@ -198,6 +201,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.cli.curate import cmd_curate
 
         return cmd_curate(args)
+    if args.command in ("embed", "map"):
+        from services.cli.embed import cmd_embed
+
+        return cmd_embed(args)
     return 2
 
 
