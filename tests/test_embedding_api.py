@@ -120,3 +120,17 @@ def test_key_comes_from_the_environment_and_is_never_shown(monkeypatch, store) -
             embed_texts(store, ApiEmbedder.from_preset("vllm", base_url=url, model="mock-embed", retry=FAST), ["other"])
         assert "wrong" not in str(info.value)
     assert "sk-secret" not in str(store.query("SELECT * FROM embeddings"))
+
+
+def test_the_embedder_choice_as_one_string(store, mock) -> None:
+    from services.explore.embedders import make_embedder
+
+    _, url = mock
+    emb = make_embedder(f"api:custom:mock-embed@{url}")
+    assert isinstance(emb, ApiEmbedder) and emb.name == "api:mock-embed" and emb.base_url == url
+    assert embed_texts(store, emb, ["one", "two"]).shape == (2, 8)
+    assert make_embedder("api:ollama:").model == "nomic-embed-text"
+    with pytest.raises(EmbeddingBackendError, match="Unknown embedding backend 'nope'"):
+        make_embedder("api:nope:x")
+    with pytest.raises(EmbeddingBackendError, match="Name the embedding model"):
+        make_embedder("api:vllm:")

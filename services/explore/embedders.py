@@ -216,8 +216,13 @@ class HashEmbedder:
 
 
 def make_embedder(spec: str | None, *, cache_dir: str | Path | None = None) -> Embedder:
-    """'full' (default), 'static', 'fake', or any sentence-transformers name or local path."""
+    """'full' (default), 'static', 'fake', ``api:PRESET:MODEL[@BASE_URL]`` (an OpenAI-compatible
+    embeddings server, see ``embedding_api``), or any sentence-transformers name or local path."""
     spec = (spec or "full").strip()
+    if spec.startswith("api:"):
+        from services.explore.embedding_api import embedder_from_spec
+
+        return embedder_from_spec(spec)
     if spec == "full":
         return SentenceTransformerEmbedder()
     if spec == "static":

@@ -43,6 +43,18 @@ EMBEDDING_PRESETS: dict[str, Preset] = {
 }
 
 
+def embedder_from_spec(spec: str, secrets: dict | None = None) -> ApiEmbedder:
+    """``api:PRESET:MODEL`` or ``api:PRESET:MODEL@BASE_URL`` (the embedder choice as one string,
+    as the Explore page and ``STUDIO_EMBEDDER`` give it); an empty MODEL takes the preset's."""
+    body = spec.removeprefix("api:")
+    preset, _, rest = body.partition(":")
+    model, _, base_url = rest.partition("@")
+    if preset not in EMBEDDING_PRESETS:
+        raise EmbeddingBackendError(f"Unknown embedding backend {preset!r} in {spec!r}: choose one of "
+                                    f"{', '.join(EMBEDDING_PRESETS)} (api:PRESET:MODEL[@BASE_URL]).")
+    return ApiEmbedder.from_preset(preset, model=model.strip(), base_url=base_url.strip(), secrets=secrets)
+
+
 class EmbeddingBackendError(StudioError):
     """The embedding endpoint refused or kept failing; the vectors written so far are kept."""
 
