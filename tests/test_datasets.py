@@ -296,3 +296,23 @@ def test_csv_many_empty_texts_are_listed_with_their_lines(store: Store, tmp_path
     assert report.n_failed == 5 and [e.line for e in report.errors] == [2, 1002, 2002, 3002, 4002]
     got = rows(store, report.dataset_id)
     assert [r[0] for r in got] == list(range(4995)) and got[0][2] == "t1" and got[-1][3] == {"n": "4999"}
+
+
+def test_large_jsonl_is_read_in_pieces_with_progress(store: Store, tmp_path: Path, monkeypatch) -> None:
+    from services.data import importer
+
+    monkeypatch.setattr(importer, "PIECE_BYTES", 2_000)
+    src = tmp_path / "pieces.jsonl"
+    body = [json.dumps({"text": f"row {i}", "k": i % 4}) for i in range(600)]
+    body[250] = "{not json"
+    body[599] = json.dumps({"text": "x" * 5_000})  # a line longer than a piece, last, no newline after
+    src.write_text("\n".join(body[:400]) + "\n\n" + "\n".join(body[400:]))
+    seen = []
+    report = import_dataset(store, src, text_column="text", attribute_columns=["k"], progress=lambda d, t: seen.append((d, t)))
+    assert (report.n_rows, report.n_failed) == (599, 1) and report.errors[0].line == 251
+    got = rows(store, report.dataset_id)
+    assert [r[0] for r in got] == list(range(599))
+    assert got[250][2] == "row 251" and got[-1][2] == "x" * 5_000 and got[398][3] == {"k": str(399 % 4)}
+    assert len(seen) > 5 and seen[-1] == (599, 599)
+    assert all(d <= t for d, t in seen[1:] if t)
+    assert not list(uploads_dir(store).iterdir())  # every piece removed
