@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.cli.main import main
 from services.core.store import Store
-from services.explore.embedding_store import cached_count
+from services.explore.embedding_store import cached_count, missing_texts
 from tests.explore_data import insert_dataset, insert_run
 from tests.mock_openai import MockServer
 
@@ -40,9 +40,12 @@ def test_embed_through_a_remote_backend_with_forecast(tmp_path, capsys, monkeypa
                      "--batch-size", "8", "--db", str(db)])
     out = capsys.readouterr()
     assert code == 0, out.err
-    assert "forecast for 40 texts" in out.err and "tokens" in out.err
+    assert "forecast for the 40 texts to send: ~" in out.err and "5 requests" in out.err
     assert "server-reported tokens: 160 in 5 requests" in out.err
     assert "k-123" not in out.out + out.err
+    store = Store(db)
+    assert missing_texts(store, "api:mock-embed", [t for t, _ in TEXTS] + ["new one"]) == ["new one"]
+    store.close()
 
 
 def test_embed_reports_a_failing_endpoint_clearly(tmp_path, capsys, monkeypatch):

@@ -20,7 +20,7 @@ from services.core.errors import StudioError
 from services.core.store import Store
 from services.explore.embedders import Embedder, make_embedder
 from services.explore.embedding_api import EMBEDDING_PRESETS, ApiEmbedder, forecast
-from services.explore.embedding_store import cached_count, embed_texts
+from services.explore.embedding_store import cached_count, embed_texts, missing_texts
 from services.explore.map_jobs import MapJob, MapRequest, build_map, load_items
 from services.generation.run_store import get_price
 
@@ -68,12 +68,12 @@ def cmd_embed(args: argparse.Namespace) -> int:
         cached = cached_count(store, embedder.name, texts)
         distinct = len(set(texts))
         if isinstance(embedder, ApiEmbedder):
-            todo = list(dict.fromkeys(texts))  # an upper bound: cached texts are not sent
+            todo = missing_texts(store, embedder.name, texts)
             price = get_price(store, embedder.model)
             f = forecast(todo, price.input_per_mtok if price else None, embedder.batch_size)
             cost = f"${f.cost_usd:.4f}" if f.cost_usd is not None else "unknown (no price for this model)"
-            _say(args, f"forecast for {distinct - cached:,} texts to send: ~{f.est_tokens:,} tokens (estimated from "
-                       f"characters, for all {distinct:,} distinct texts), at most {cost}")
+            _say(args, f"forecast for the {f.texts:,} texts to send: ~{f.est_tokens:,} tokens (estimated from characters), "
+                       f"{f.requests:,} requests, cost {cost}")
         _say(args, f"{len(texts):,} texts, {distinct:,} distinct, {cached:,} already cached for {embedder.name}")
         embed_texts(store, embedder, texts, progress=lambda d, t: _say(args, f"embedded {d:,}/{t:,}"))
         if isinstance(embedder, ApiEmbedder):

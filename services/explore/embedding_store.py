@@ -136,3 +136,15 @@ def cached_count(store: Store, embedder_name: str, texts: Sequence[str]) -> int:
             [embedder_name, unique],
         )
     )
+
+
+def missing_texts(store: Store, embedder_name: str, texts: Sequence[str]) -> list[str]:
+    """The distinct texts (first occurrence order) with no cached vector for this embedder: what
+    a call would send, for a forecast."""
+    first = {text_hash(t or ""): (t or "") for t in texts}
+    rows = store.query(
+        "SELECT text_hash FROM embeddings WHERE model = ? AND text_hash IN (SELECT unnest(?::VARCHAR[]))",
+        [embedder_name, list(first)],
+    ) if first else []
+    cached = {h for (h,) in rows}
+    return [t for h, t in first.items() if h not in cached]
