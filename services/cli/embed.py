@@ -75,7 +75,14 @@ def cmd_embed(args: argparse.Namespace) -> int:
             _say(args, f"forecast for the {f.texts:,} texts to send: ~{f.est_tokens:,} tokens (estimated from characters), "
                        f"{f.requests:,} requests, cost {cost}")
         _say(args, f"{len(texts):,} texts, {distinct:,} distinct, {cached:,} already cached for {embedder.name}")
-        embed_texts(store, embedder, texts, progress=lambda d, t: _say(args, f"embedded {d:,}/{t:,}"))
+        from tqdm import tqdm
+
+        with tqdm(total=len(texts), unit="text", disable=args.quiet, file=sys.stderr) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.n = done
+                bar.refresh()
+
+            embed_texts(store, embedder, texts, progress=progress)
         if isinstance(embedder, ApiEmbedder):
             _say(args, f"server-reported tokens: {embedder.tokens_used:,} in {embedder.requests_sent:,} requests")
         print(f"embedded: {len(texts)} texts with {embedder.name}")
