@@ -63,3 +63,48 @@ def test_map_builds_the_pages_map(tmp_path, capsys):
     store = Store(db)
     assert store.scalar("SELECT count(*) FROM projection_points") == 40
     store.close()
+
+
+def test_embed_killed_mid_run_resends_at_most_one_write_batch(tmp_path):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    path = tmp_path / "kill.duckdb"
+    store = Store(path)
+    texts = [f"line {i} of the corpus" for i in range(600)]
+    insert_dataset(store, "big", [(t, {}) for t in texts], purpose="audit")
+    store.close()
+    root = Path(__file__).resolve().parent.parent
+    with MockServer(latency=0.1) as url:
+        def embedded() -> dict:
+            with urllib.request.urlopen(url.removesuffix("/v1") + "/_stats") as r:
+                return json.loads(r.read())["embedded"]
+
+        cmd = [sys.executable, "-m", "services", "embed", "--dataset", "big", "--backend", "custom", "--base-url", url,
+               "--model", "mock-embed", "--batch-size", "10", "--concurrency", "2", "--db", str(path), "--quiet"]
+        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env={**os.environ, "OPENAI_API_KEY": ""})
+        deadline = time.monotonic() + 120
+        while len(embedded()) < 150 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        first = embedded()
+        assert 150 <= len(first) < 600
+        assert subprocess.run(cmd, cwd=root, capture_output=True, env={**os.environ, "OPENAI_API_KEY": ""}).returncode == 0
+        final = embedded()
+    store = Store(path)
+    assert cached_count(store, "api:mock-embed", texts) == 600
+    store.close()
+    sent_twice = [t for t, n in final.items() if n > 1]
+    write_batch = 10 * 2 * 2
+    assert len(sent_twice) <= write_batch  # only what was in flight when killed
+    assert set(sent_twice) <= set(first)
+    assert len(final) == 600
