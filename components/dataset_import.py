@@ -61,7 +61,9 @@ def _run_import(store: Any, upload: Any, path: str, options: dict[str, Any]) -> 
     bar = st.progress(0.0, text="Importing…")
 
     def on_progress(done: int, total: int | None) -> None:
-        bar.progress(min(1.0, done / total) if total else 0.0, text=f"Imported {done:,} rows…")
+        # Until the end, the total is estimated from the bytes read so far: say "about".
+        bar.progress(min(1.0, done / total) if total else 0.0,
+                     text=f"Imported {done:,} of about {total:,} rows…" if total else f"Importing… {done:,} rows so far")
 
     try:
         if upload is not None:

@@ -9,12 +9,20 @@ import streamlit as st
 
 from components.run_picker import is_preview, pick_runs
 from services.core import settings
+from services.core.errors import StudioError
 from services.explore.embedders import make_embedder
 from services.explore.embedding_store import last_rate
 from services.explore.map_jobs import MapRequest
 from services.explore.projection import LayoutParams
 
 EMBEDDER_NAMES = {"full": "all-MiniLM-L6-v2 (full model)", "static": "static model2vec distillation"}
+EMBEDDER_TRADEOFFS = (
+    "**full**: the best neighbourhoods here, and the slowest on a CPU. **static**: tens of times faster, coarser "
+    "neighbourhoods (`bench/embed_cache.py` measures both on this machine). **api:PRESET:MODEL[@URL]** "
+    "(presets: openai, vllm, tei, infinity, ollama, custom): an OpenAI-compatible embeddings server, as fast as "
+    "the server; the texts leave this machine, hosted models cost per token, and the key comes from the preset's "
+    "environment variable. Vectors are cached per model either way: no text is embedded twice."
+)
 
 
 def embedder_speed(spec: str) -> str:
@@ -64,9 +72,17 @@ def map_settings(datasets: pd.DataFrame) -> MapSettings:
         specs = list(dict.fromkeys([settings.get("STUDIO_EMBEDDER"), "full", "static"]))
         c1, c2 = st.columns(2)
         spec = c1.selectbox("Embedder", specs, format_func=lambda s: EMBEDDER_NAMES.get(s, s), key="explore_embedder")
-        custom = c2.text_input("…or another sentence-transformers model (name or local path)", key="explore_custom_model")
-        if speed := embedder_speed(custom.strip() or spec):
+        custom = c2.text_input("…or another sentence-transformers model (name or local path), or api:PRESET:MODEL",
+                               key="explore_custom_model")
+        chosen = custom.strip() or spec
+        try:
+            speed = embedder_speed(chosen)
+        except StudioError as exc:  # an unknown preset, a missing key or model: say so, keep the list's choice
+            c2.error(str(exc))
+            chosen, speed = spec, embedder_speed(spec)
+        if speed:
             c1.caption(speed)
+        st.caption(EMBEDDER_TRADEOFFS)
         c1, c2, c3, c4, c5 = st.columns(5)
         n_neighbors = c1.number_input("UMAP n_neighbors", 2, 200, 15, key="explore_nn")
         min_dist = c2.number_input("UMAP min_dist", 0.0, 1.0, 0.1, step=0.05, key="explore_md")
@@ -77,7 +93,7 @@ def map_settings(datasets: pd.DataFrame) -> MapSettings:
         reference_id = st.selectbox("Reference dataset for coverage (real data)", [None, *labels], key="explore_reference",
                                     format_func=lambda d: "none" if d is None else labels[d])
     return MapSettings(
-        embedder=custom.strip() or spec,
+        embedder=chosen,
         layout=LayoutParams(n_neighbors=int(n_neighbors), min_dist=float(min_dist), seed=int(seed)),
         min_cluster_size=int(min_cluster) or None, min_samples=int(min_samples) or None, reference_id=reference_id,
     )

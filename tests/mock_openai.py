@@ -14,6 +14,12 @@ first N completion requests answer 429 with ``Retry-After: retry_after``) and ``
 ``GET /_stats``: requests, in flight now and at most (and at each arrival), per-prompt attempts and
 successes, arrival times, times of 429 answers.
 
+``POST /v1/embeddings`` answers deterministic vectors (``embedding_dim`` numbers from a hash of each
+text, so the same text always gets the same vector) with usage counted in words; a directive in
+any input text applies to the whole request (``[[429:once]]``, ``[[500]]``, ``[[malformed]]``,
+``[[quota]]``, ``[[slow:0.5]]``, keyed by the request's texts for ``:once``/``:N``). ``/_stats`` adds
+``embedding_requests`` and ``embedded`` (times each text was embedded successfully, by its text).
+
 In-process: ``with MockServer(latency=0.01) as url: ...``; as a process (benchmarks, the
 kill-and-resume test): ``python -m tests.mock_openai --port 0`` prints ``READY <port>``.
 """
@@ -39,8 +45,9 @@ class MockState:
     def __init__(self, latency: float = 0.0, api_key: str | None = None, quota_after: int | None = None,
                  completion_tokens: int = 5, models: tuple[str, ...] = ("mock-model",), rate_limit_first: int = 0,
                  retry_after: float | None = 0.05, remaining_requests: int | None = None,
-                 remaining_tokens: int | None = None, reset_requests: str | None = None):
+                 remaining_tokens: int | None = None, reset_requests: str | None = None, embedding_dim: int = 8):
         self.latency = latency
+        self.embedding_dim = embedding_dim
         self.api_key = api_key
         self.quota_after = quota_after
         self.completion_tokens = completion_tokens
@@ -62,12 +69,15 @@ class MockState:
         self.arrivals: list[float] = []
         self.in_flight_at_arrival: list[int] = []
         self.rejections: list[float] = []
+        self.embedding_requests = 0
+        self.embedded: dict[str, int] = {}
 
     def stats(self) -> dict[str, Any]:
         return {"requests": self.requests, "completions_ok": self.completions_ok, "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight, "attempts": dict(self.attempts), "completed": dict(self.completed),
                 "arrivals": list(self.arrivals), "in_flight_at_arrival": list(self.in_flight_at_arrival),
-                "rejections": list(self.rejections)}
+                "rejections": list(self.rejections),
+                "embedding_requests": self.embedding_requests, "embedded": dict(self.embedded)}
 
     def rate_headers(self) -> dict[str, str]:
         hdrs = {"x-ratelimit-remaining-requests": self.remaining_requests, "x-ratelimit-remaining-tokens": self.remaining_tokens,
@@ -189,6 +199,14 @@ class MockServer:
                 return await self._completion(json.loads(body), writer)
             finally:
                 s.in_flight -= 1
+        if method == "POST" and path == "/v1/embeddings":
+            s.embedding_requests += 1
+            s.in_flight += 1
+            s.max_in_flight = max(s.max_in_flight, s.in_flight)
+            try:
+                return await self._embeddings(json.loads(body), writer)
+            finally:
+                s.in_flight -= 1
         return await self._send(writer, 404, {"error": {"message": f"no route {method} {path}", "type": "invalid_request_error"}})
 
     async def _completion(self, req: dict[str, Any], writer: asyncio.StreamWriter) -> None:
@@ -250,6 +268,48 @@ class MockServer:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": usage,
         })
+
+    async def _embeddings(self, req: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        s = self.state
+        texts = req.get("input")
+        texts = [texts] if isinstance(texts, str) else list(texts or [])
+        pid = prompt_id("\x00".join(texts))
+        attempt = s.attempts[pid] = s.attempts.get(pid, 0) + 1
+        directives = {name: arg for t in texts for name, arg in _DIRECTIVE.findall(t)}
+
+        def active(name: str) -> bool:
+            if name not in directives:
+                return False
+            arg = directives[name]
+            return attempt == 1 if arg == "once" else attempt <= int(arg) if arg.isdigit() else True
+
+        if s.latency:
+            await asyncio.sleep(s.latency)
+        if "slow" in directives:
+            await asyncio.sleep(float(directives["slow"] or 1))
+        if "quota" in directives:
+            return await self._send(writer, 429, {"error": {"message": "You exceeded your current quota.",
+                                                             "type": "insufficient_quota", "code": "insufficient_quota"}})
+        if active("429"):
+            s.rejections.append(time.monotonic())
+            retry = {"Retry-After": f"{s.retry_after:g}"} if s.retry_after is not None else {}
+            return await self._send(writer, 429, {"error": {"message": "Rate limit reached", "type": "requests"}}, headers=retry)
+        for code in ("500", "503"):
+            if active(code):
+                return await self._send(writer, int(code), {"error": {"message": f"mock {code}", "type": "server_error"}})
+        if active("malformed"):
+            return await self._send(writer, 200, raw=b'{"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.1, ')
+        data = []
+        for i, t in enumerate(texts):
+            digest = hashlib.blake2b(t.encode(), digest_size=4 * s.embedding_dim).digest()
+            vec = [int.from_bytes(digest[4 * k:4 * k + 4], "little") / 2**31 - 1.0 for k in range(s.embedding_dim)]
+            data.append({"object": "embedding", "index": i, "embedding": vec})
+            s.embedded[t] = s.embedded.get(t, 0) + 1
+        tokens = sum(len(t.split()) for t in texts)
+        # Answer in a shuffled order (by index), as servers may: clients must sort by index.
+        await self._send(writer, 200, headers=s.rate_headers(), payload={
+            "object": "list", "data": data[::-1], "model": req.get("model", "mock-embed"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
     async def _stream(self, writer: asyncio.StreamWriter, model: str, text: str, usage: dict | None, cut: str | None = None) -> None:
         """An SSE stream; ``cut='drop'`` closes the connection after two chunks, ``cut='end'`` ends the

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -112,6 +114,26 @@ def test_bad_input_shows_what_it_can(app_env, run_ids):
         assert "empty text" in notes
     else:
         assert "too few" in notes
+
+
+def test_remote_embedder_choice_maps_through_the_server_and_names_bad_specs(app_env, monkeypatch):
+    from tests.mock_openai import MockServer
+
+    seed(app_env)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert any("api:PRESET:MODEL" in c.value for c in at.caption)
+    at.text_input(key="explore_custom_model").set_value("api:openai:text-embedding-3-small")
+    run_until_map(at)  # no key: the error is shown and the list's embedder maps instead
+    assert any("OPENAI_API_KEY" in e.value for e in at.error)
+    with MockServer() as url:
+        at.text_input(key="explore_custom_model").set_value(f"api:custom:mock-embed@{url}")
+        run_until_map(at)
+        assert not at.error
+        # every distinct text of the two runs went to the server, once
+        with urllib.request.urlopen(url.removesuffix("/v1") + "/_stats") as r:
+            assert len(json.loads(r.read())["embedded"]) == 57  # the two runs' distinct texts
 
 
 @pytest.mark.browser

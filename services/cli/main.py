@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     from services.cli.batch import add_parser as add_batch
 
     add_batch(sub)
+    from services.cli.embed import add_parsers as add_embed
+
+    add_embed(sub)
     return parser
 
 
@@ -205,6 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.cli.batch import cmd_batch
 
         return cmd_batch(args)
+    if args.command in ("embed", "map"):
+        from services.cli.embed import cmd_embed
+
+        return cmd_embed(args)
     return 2
 
 

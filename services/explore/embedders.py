@@ -71,13 +71,27 @@ def default_model_path() -> Path:
     return candidates[0]
 
 
-class SentenceTransformerEmbedder:
-    """A sentence-transformers model, loaded lazily and offline; encode is serialised."""
+def default_torch_threads() -> int:
+    """cores − 1, as for llama.cpp: bench/embed_local.py measured 1 thread 3–4× faster than 2 on
+    this 2-core machine shared with other work (torch's own default takes every core)."""
+    return max(1, (os.cpu_count() or 1) - 1)
 
-    def __init__(self, model: str | Path | None = None, *, batch_size: int = 64, device: str = "cpu") -> None:
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, loaded lazily and offline; encode is serialised.
+
+    Defaults measured by bench/embed_local.py on the 2-core machine (mixed short and long texts):
+    small batches (8–16) beat 64 (sentence-transformers sorts each call's texts by length, and a
+    small batch wastes less on padding and cache), and fewer torch threads than cores beat all of
+    them whenever anything else runs. ``threads`` is applied around each ``encode``.
+    """
+
+    def __init__(self, model: str | Path | None = None, *, batch_size: int = 16, device: str = "cpu",
+                 threads: int | None = None) -> None:
         self._model_ref = model
         self.name = f"st:{DEFAULT_MODEL_LABEL}" if model is None else f"st:{model}"
         self.batch_size = batch_size
+        self.threads = threads or default_torch_threads()
         self.device = device
         self._model = None
         self._lock = threading.Lock()
@@ -99,9 +113,16 @@ class SentenceTransformerEmbedder:
             return self._load()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
+        import torch
+
         with self._lock:
             model = self._load()
-            out = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+            before = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+            try:
+                out = model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+            finally:
+                torch.set_num_threads(before)
         return np.asarray(out, dtype=np.float32)
 
 
@@ -216,8 +237,13 @@ class HashEmbedder:
 
 
 def make_embedder(spec: str | None, *, cache_dir: str | Path | None = None) -> Embedder:
-    """'full' (default), 'static', 'fake', or any sentence-transformers name or local path."""
+    """'full' (default), 'static', 'fake', ``api:PRESET:MODEL[@BASE_URL]`` (an OpenAI-compatible
+    embeddings server, see ``embedding_api``), or any sentence-transformers name or local path."""
     spec = (spec or "full").strip()
+    if spec.startswith("api:"):
+        from services.explore.embedding_api import embedder_from_spec
+
+        return embedder_from_spec(spec)
     if spec == "full":
         return SentenceTransformerEmbedder()
     if spec == "static":

@@ -78,7 +78,7 @@ def embed_texts(
     texts: Sequence[str],
     *,
     progress: OnProgress | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Embeddings for ``texts`` (n x dim, float32, L2-normalised rows, in the given order).
 
@@ -87,6 +87,9 @@ def embed_texts(
     written before the next starts (an interrupted call keeps what it did). ``progress(done,
     total)`` counts texts; cached ones count as done at once. An empty list gives a (0, 0) array.
     """
+    # An embedder may say how many texts to write at a time (a remote one sends several requests
+    # per write); a crash loses at most one such batch.
+    batch_size = batch_size or int(getattr(embedder, "write_batch", 256))
     texts = ["" if t is None else str(t) for t in texts]
     total = len(texts)
     hashes = [text_hash(t) for t in texts]
@@ -133,3 +136,15 @@ def cached_count(store: Store, embedder_name: str, texts: Sequence[str]) -> int:
             [embedder_name, unique],
         )
     )
+
+
+def missing_texts(store: Store, embedder_name: str, texts: Sequence[str]) -> list[str]:
+    """The distinct texts (first occurrence order) with no cached vector for this embedder: what
+    a call would send, for a forecast."""
+    first = {text_hash(t or ""): (t or "") for t in texts}
+    rows = store.query(
+        "SELECT text_hash FROM embeddings WHERE model = ? AND text_hash IN (SELECT unnest(?::VARCHAR[]))",
+        [embedder_name, list(first)],
+    ) if first else []
+    cached = {h for (h,) in rows}
+    return [t for h, t in first.items() if h not in cached]
