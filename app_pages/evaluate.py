@@ -54,48 +54,54 @@ for note in data.notes:
     st.info(note)
 
 options = report_options({d: items.name(d) for d in items.dimensions}, datasets)
-if options.reference == SHIPPED:
-    refs.load_shipped_embeddings(store)
-    reference = refs.shipped_reference()
-elif options.reference == NO_REFERENCE:
-    reference = None
-else:
-    reference = refs.dataset_reference(store, options.reference, options.reference_label)
-ref_vectors, why = reference_vectors(store, embedder, reference) if reference else (None, None)
-if why:
-    reference.notes.append(why)
 
-# One report per (map, options): a rerun after any other widget reads it from the session.
+# One report per (map, options): a rerun after any other widget reads it, and its exports, from the session.
 cache = st.session_state.setdefault("evaluate_reports", {})
 cache_key = (job.key, options)
 if cache_key not in cache:
     with st.spinner("Computing the report (once per choice)…"):
+        if options.reference == SHIPPED:
+            refs.load_shipped_embeddings(store)
+            reference = refs.shipped_reference()
+        elif options.reference == NO_REFERENCE:
+            reference = None
+        else:
+            reference = refs.dataset_reference(store, options.reference, options.reference_label)
+        ref_vectors, why = reference_vectors(store, embedder, reference) if reference else (None, None)
+        if why:
+            reference.notes.append(why)
+        built = build_report(store, items, data.vectors, data.labels, label_dimension=options.label_column,
+                             reference=reference, reference_vectors=ref_vectors)
         cache.clear()
-        cache[cache_key] = build_report(store, items, data.vectors, data.labels, label_dimension=options.label_column,
-                                        reference=reference, reference_vectors=ref_vectors)
-report = cache[cache_key]
+        cache[cache_key] = (built, to_html(built), to_markdown(built))
+report, report_html, report_md = cache[cache_key]
+memo = st.session_state.setdefault("evaluate_figures", {})  # figures and the judge's plan, per report
+if memo.get("report") != cache_key:
+    memo.clear()
+    memo["report"] = cache_key
 
 masks = set_masks(items)
 colour_by = st.radio("Colour the maps by", ["cluster", *(items.name(d) for d in report.dimensions)], horizontal=True,
                      key="evaluate_map_colour")
 colour = cluster_labels(data).astype(str) if colour_by == "cluster" else items.frame[items.column(colour_by)].to_numpy()
 method = "UMAP" if data.xy is not None else "PCA"
-show_panels(set_panels(data.layout, masks, colour, f"One {method} projection of all {len(items)} texts"), len(masks))
+show_panels(sections.figure(memo, ("panels", colour_by), lambda: set_panels(
+    data.layout, masks, colour, f"One {method} projection of all {len(items)} texts")), len(masks))
 if data.cluster_params is not None:
     st.caption(f"Clusters: HDBSCAN with min cluster size {data.cluster_params.min_cluster_size} on the 2-D layout.")
 
 sections.diversity_section(report)
-sections.coverage_section(report)
+sections.coverage_section(report, memo)
 sections.cost_section(report)
-sections.faithfulness_section(report)
-judge_section(store, set_frames(items, report.dimensions), [items.name(d) for d in report.dimensions],
+sections.faithfulness_section(report, memo)
+judge_section(store, lambda: set_frames(items, report.dimensions), [items.name(d) for d in report.dimensions], memo,
               secrets=backend_secrets, local=get_local_server)
 sections.echo_section(report)
 sections.label_section(report)
-sections.tstr_section(report)
+sections.tstr_section(report, memo)
 calibration_section(store, run_ids)
 
 st.subheader("Export")
 c1, c2 = st.columns(2)
-c1.download_button("Report as HTML (self-contained)", to_html(report), "evaluation_report.html", "text/html", key="evaluate_html")
-c2.download_button("Report as Markdown", to_markdown(report), "evaluation_report.md", "text/markdown", key="evaluate_md")
+c1.download_button("Report as HTML (self-contained)", report_html, "evaluation_report.html", "text/html", key="evaluate_html")
+c2.download_button("Report as Markdown", report_md, "evaluation_report.md", "text/markdown", key="evaluate_md")

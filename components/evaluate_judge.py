@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from services.core.store import Store
 
 
-def judge_section(store: Store, frames: dict[str, pd.DataFrame], dimensions: list[str], *,
+def judge_section(store: Store, frames: Callable[[], dict[str, pd.DataFrame]], dimensions: list[str], memo: dict, *,
                   secrets: Callable[[], Mapping[str, Any]], local: Callable[[], Any]) -> None:
     st.subheader("Faithfulness by an LLM judge")
     st.caption(f"One rubric per condition value ('was it asked for X: does it have X?'), scored 1–5; faithful at ≥ {FAITHFUL_AT:.0f}. "
@@ -31,7 +31,9 @@ def judge_section(store: Store, frames: dict[str, pd.DataFrame], dimensions: lis
     preset = c2.selectbox("Backend", list(PRESETS), format_func=lambda k: PRESETS[k].label, key="evaluate_judge_preset")
     model = c3.text_input("Model", value=PRESETS[preset].model, key="evaluate_judge_model")
     base_url = st.text_input("Base URL", value=PRESETS[preset].base_url, key="evaluate_judge_url", disabled=preset == "local")
-    plan = plan_judging(frames, dimensions, per_set)
+    if ("judge plan", per_set) not in memo:  # drawn once per report and size: the same samples on every rerun
+        memo[("judge plan", per_set)] = plan_judging(frames(), dimensions, per_set)
+    plan = memo[("judge plan", per_set)]
     label = f"{preset}/{model}"
     cost = plan.cost(model)
     price = ("nothing (the built-in model runs here)" if preset == "local" else

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from services.core.store import Store
-from services.curation.judge_step import JUDGE_SYSTEM, cached_scores, score_missing
+from services.curation.judge_step import JUDGE_SYSTEM, score_missing
 from services.generation.run_store import shipped_prices
 
 FAITHFUL_AT = 4.0
@@ -81,13 +81,23 @@ def run_judging(store: Store, backend, judge_label: str, plan: JudgePlan) -> lis
 
 
 def judged(store: Store, plan: JudgePlan, judge_label: str) -> pd.DataFrame:
-    """set, dimension, value, planned, scored, faithful share (score >= FAITHFUL_AT) from the cache."""
+    """set, dimension, value, planned, scored, faithful share (score >= FAITHFUL_AT) from the cache
+    (one query for the whole plan: the page reads it on every rerun)."""
     from services.core.hashing import text_hash
+    from services.curation.judge_step import rubric_hash
 
+    cols = ["set", "dimension", "value", "planned", "scored", "faithful"]
+    if plan.rows.empty:
+        return pd.DataFrame(columns=cols)
+    rows = plan.rows.assign(rh=[rubric_hash(r) for r in plan.rows["rubric"]], th=[text_hash(t) for t in plan.rows["text"]])
+    have = dict(((rh, th), s) for rh, th, s in store.query(
+        "SELECT rubric_hash, text_hash, score FROM judge_scores WHERE judge_model = ? AND rubric_hash IN (SELECT unnest(?::VARCHAR[]))"
+        " AND text_hash IN (SELECT unnest(?::VARCHAR[]))",
+        [judge_label, sorted(set(rows["rh"])), sorted(set(rows["th"]))]))
+    rows["score"] = [have.get((rh, th)) for rh, th in zip(rows["rh"], rows["th"], strict=True)]
     out = []
-    for (s, d, v, rubric), g in plan.rows.groupby(["set", "dimension", "value", "rubric"], sort=False):
-        have = cached_scores(store, rubric, judge_label, g["text"].tolist())
-        scores = [have[text_hash(t)][0] for t in g["text"] if text_hash(t) in have]
+    for (s, d, v), g in rows.groupby(["set", "dimension", "value"], sort=False):
+        scores = g["score"].dropna().to_numpy(dtype=float)
         out.append({"set": s, "dimension": d, "value": v, "planned": len(g), "scored": len(scores),
-                    "faithful": float(np.mean(np.array(scores) >= FAITHFUL_AT)) if scores else None})
-    return pd.DataFrame(out, columns=["set", "dimension", "value", "planned", "scored", "faithful"])
+                    "faithful": float(np.mean(scores >= FAITHFUL_AT)) if len(scores) else None})
+    return pd.DataFrame(out, columns=cols)
