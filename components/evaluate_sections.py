@@ -35,7 +35,8 @@ def _table(frame: pd.DataFrame | None, empty: str) -> None:
 
 def diversity_section(r: Report) -> None:
     st.subheader("Diversity")
-    st.caption("Median and 95% interval per set; the last columns name a difference only where the intervals do not overlap.")
+    st.caption(f"Median and 95% interval per set; the 'difference' columns compare each set with the first ({r.baseline}) "
+               "and name a difference only where the intervals do not overlap.")
     _table(r.diversity_table, "No set has two or more texts.")
     _notes(r.notes["diversity"])
 

@@ -79,10 +79,10 @@ def test_intervals_mark_a_real_difference_only():
     t = iv.table
     assert (t["lo"] <= t["value"]).all() and (t["value"] <= t["hi"]).all()
     table = compare_table(iv, "A").set_index("metric")
-    assert (table["B vs A"] == "").sum() >= len(table) - 2   # twins: (almost) nothing called different
-    assert table.loc["distinct-2", "R vs A"] == "less diverse"
-    assert table.loc["Vendi score", "R vs A"] == "less diverse"
-    assert table.loc["mean pairwise cosine (lower: more diverse)", "R vs A"] == "less diverse"
+    assert (table["B: difference"] == "").sum() >= len(table) - 2   # twins: (almost) nothing called different
+    assert table.loc["distinct-2", "R: difference"] == "less diverse"
+    assert table.loc["Vendi score", "R: difference"] == "less diverse"
+    assert table.loc["mean pairwise cosine (lower: more diverse)", "R: difference"] == "less diverse"
 
 
 def test_intervals_with_too_few_texts_say_so():

@@ -131,8 +131,9 @@ def diversity_intervals(sets: dict[str, SetInput], *, draws: int = 60, bleu_draw
 
 
 def compare_table(iv: Intervals, baseline: str) -> pd.DataFrame:
-    """One row per metric, a 'value [lo, hi]' column per set and, per other set, whether it differs
-    from ``baseline`` beyond the intervals ('more diverse' / 'less diverse' / 'higher' / '')."""
+    """One row per metric, a 'value [lo, hi]' column per set and, per other set, a '<set>: difference'
+    column saying whether it differs from ``baseline`` beyond the intervals ('more diverse' /
+    'less diverse' / 'higher' / 'lower' / '')."""
     t = iv.table
     sets = list(dict.fromkeys(t["set"]))
     out = []
@@ -153,7 +154,7 @@ def compare_table(iv: Intervals, baseline: str) -> pd.DataFrame:
             if r.lo > base.hi or r.hi < base.lo:
                 up = r.lo > base.hi
                 verdict = ("higher" if up else "lower") if sign == 0 else ("more diverse" if (up == (sign > 0)) else "less diverse")
-            rec[f"{s} vs {baseline}"] = verdict
+            rec[f"{s}: difference"] = verdict
         out.append(rec)
     return pd.DataFrame(out)
 
