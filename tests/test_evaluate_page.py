@@ -140,3 +140,23 @@ def test_browser_report_on_the_demo_runs(tmp_path):
                       "Train on synthetic, test on real", "Export"):
             assert title in body, title
         assert "judge calls" in body and "Traceback" not in body
+
+
+def test_a_failing_judge_backend_is_a_sentence_and_the_report_stays(app_env, monkeypatch):
+    from tests.browser import free_port
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    seed(app_env)
+    at = AppTest.from_file(PAGE, default_timeout=120)
+    at.session_state["evaluate_runs"] = ["run-a", "run-b"]
+    run_until_report(at)
+    at.selectbox(key="evaluate_judge_preset").set_value("custom").run()
+    at.text_input(key="evaluate_judge_model").set_value("judge-model").run()
+    at.text_input(key="evaluate_judge_url").set_value(f"http://127.0.0.1:{free_port()}/v1").run()   # nothing listens there
+    at.number_input(key="evaluate_judge_n").set_value(2).run()
+    assert any("6 judge calls" in i.value for i in at.info)   # 2 samples x 1 dimension (run b) + 2 x 2 (run a)
+    at.button(key="evaluate_judge_go").click().run()
+    assert not at.exception, at.exception
+    assert any("failed" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert "No score from custom/judge-model" in captions(at)
+    assert "Train on synthetic, test on real" in subheaders(at)
