@@ -25,6 +25,7 @@ PAGES = [
     st.Page("app_pages/generate.py", title="Generate", icon=":material/bolt:", url_path="generate"),
     st.Page("app_pages/explore.py", title="Explore", icon=":material/scatter_plot:", url_path="explore"),
     st.Page("app_pages/compare_filters.py", title="Compare Filters", icon=":material/compare:", url_path="compare_filters"),
+    st.Page("app_pages/evaluate.py", title="Evaluate", icon=":material/analytics:", url_path="evaluate"),
     st.Page("app_pages/sql.py", title="SQL", icon=":material/database:", url_path="sql"),
 ]
 

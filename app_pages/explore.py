@@ -80,6 +80,8 @@ section = st.segmented_control(
     "Analyse", ["Clusters", "Diversity", "Heatmap", "Probes", "Near-duplicates", "Fill the gap"],
     default="Clusters", key="explore_section",
 )
+# Clicking the active section deselects it: keep showing the last one rather than an empty page.
+section = st.session_state["explore_last_section"] = section or st.session_state.get("explore_last_section", "Clusters")
 if section == "Fill the gap":
     fill_the_gap(store, runs, run_ids, items, selected)
 elif section:

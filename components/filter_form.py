@@ -19,6 +19,7 @@ STEP_LABELS = {
     "length": "Length bounds", "regex": "Regex", "keywords": "Keywords", "refusal": "Refusal / boilerplate",
     "exact_dedup": "Exact dedup", "minhash": "MinHash near-dup", "semantic_dedup": "Semantic dedup",
     "judge": "LLM judge", "adherence": "Condition adherence", "review": "Human review",
+    "prompt_echo": "Prompt echo", "label_disagreement": "Label disagreement",
 }
 PREFIX = "compare_filters"
 NONE = "(none)"
@@ -132,6 +133,14 @@ def _params(i: int, kind: str, dimensions: list[str], start: dict[str, Any]) -> 
         return _adherence(i, dimensions, start)
     if kind == "review":
         return {"unreviewed": st.radio("Not reviewed yet", ["drop", "keep"], horizontal=True, key=k("unreviewed"))}
+    if kind == "prompt_echo":
+        t = st.slider("Share of 4-word phrases from its own prompt", 0.05, 1.0, d("threshold", 0.5), 0.05, key=k("threshold"))
+        return {"threshold": t}
+    if kind == "label_disagreement":
+        opts = dimensions or ["label"]
+        dim = st.selectbox("Requested label (dimension)", opts, index=_guess(opts, ("label", "sentiment", "class", "topic")),
+                           key=k("dimension"), help="A cross-validated classifier on the embeddings; cleanlab flags the doubtful ones.")
+        return {"dimension": dim}
     return {}
 
 

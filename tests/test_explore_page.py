@@ -157,3 +157,14 @@ def test_browser_map_with_clusters(tmp_path):
         assert path.exists()
         assert any(t.startswith("0 (") for t in legend), legend
         assert sum(t.startswith(("0 (", "1 (", "2 (")) for t in legend) == 3
+
+
+def test_clicking_the_active_section_keeps_it_on_the_page(app_env):
+    seed(app_env)
+    at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
+    at.segmented_control(key="explore_section").set_value("Diversity").run()
+    shown = [df.value.shape for df in at.dataframe]
+    assert shown
+    at.segmented_control(key="explore_section").set_value(None).run()   # what a click on the active one sends
+    assert not at.exception
+    assert [df.value.shape for df in at.dataframe] == shown

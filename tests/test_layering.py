@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ORDER = ("core", "recipes", "generation", "explore", "curation")
 ALLOWED: dict[str, set[str]] = {pkg: set(ORDER[:i]) for i, pkg in enumerate(ORDER)}
 ALLOWED |= {"data": {"core"}, "sql": {"core"}, "demo": {"core", "recipes", "explore"}, "cli": {"*"}}
+ALLOWED["evaluation"] = set(ORDER)  # the last stage: core, recipes, generation, explore, curation
 # Where each third-party package may not be imported at all.
 FORBIDDEN = {"services": {"streamlit"}, "components": {"duckdb", "openai"}, "app_pages": {"duckdb", "openai"}}
 

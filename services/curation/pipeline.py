@@ -25,7 +25,9 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from services.core.errors import StudioError
 from services.core.store import Store
 from services.curation.dedup_steps import ExactDedupStep, MinHashStep, SemanticDedupStep
+from services.curation.echo_steps import PromptEchoStep
 from services.curation.judge_step import JudgeStep
+from services.curation.label_noise import LabelDisagreementStep
 from services.curation.review_step import ReviewStep
 from services.curation.step_base import Decision, FilterContext, FilterStep, SampleBatch, StepScores, Verdict
 from services.curation.text_steps import AdherenceStep, KeywordStep, LengthStep, RefusalStep, RegexStep, length_dimensions
@@ -39,12 +41,13 @@ STEP_TYPES: dict[str, type] = {
     "length": LengthStep, "regex": RegexStep, "keywords": KeywordStep, "refusal": RefusalStep,
     "exact_dedup": ExactDedupStep, "minhash": MinHashStep, "semantic_dedup": SemanticDedupStep,
     "judge": JudgeStep, "adherence": AdherenceStep, "review": ReviewStep,
+    "prompt_echo": PromptEchoStep, "label_disagreement": LabelDisagreementStep,
 }
 STEP_TITLES = {k: t.TITLE for k, t in STEP_TYPES.items()}
 
 AnyStep = Annotated[
     LengthStep | RegexStep | KeywordStep | RefusalStep | ExactDedupStep | MinHashStep | SemanticDedupStep | JudgeStep
-    | AdherenceStep | ReviewStep,
+    | AdherenceStep | ReviewStep | PromptEchoStep | LabelDisagreementStep,
     Field(discriminator="kind"),
 ]
 
