@@ -23,6 +23,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from services.core.clock import utc_now
 from services.core.errors import StudioError
 from services.core.store import Store
@@ -124,6 +126,8 @@ class BatchPoller:
             try:
                 self.tick()
                 self.note = None
+            except duckdb.ConnectionException:  # the store was closed: the studio (or a test) is done with it
+                return
             except Exception as exc:  # the table could not be read: said on the page, tried again next tick
                 self.note = f"The batch poller could not read the batches table: {type(exc).__name__}: {exc}"
             self._wake.wait(self.tick_s)
