@@ -14,6 +14,7 @@ its output file, and only the user knows when it is done.
 
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -81,8 +82,11 @@ class BatchPoller:
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> BatchPoller:
         if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name="batch-poller", daemon=True)
             self._thread.start()
+            # stopped before the interpreter tears down: a daemon thread killed inside a DuckDB call aborts the process
+            atexit.register(self.stop)
         return self
 
     @property
@@ -94,6 +98,7 @@ class BatchPoller:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        atexit.unregister(self.stop)
 
     def set_secrets(self, secrets: dict[str, Any]) -> None:
         """Keys from st.secrets, as the page reads them (held in memory only, never written)."""
