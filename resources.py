@@ -58,7 +58,7 @@ def get_batch_poller():
     from services.generation.batch_poller import BatchPoller
 
     interval = float(settings.get("STUDIO_BATCH_POLL_S"))
-    return BatchPoller(get_store(), secrets=backend_secrets(), interval_s=interval, tick_s=min(1.0, interval)).start()
+    return BatchPoller(get_store(), secrets=backend_secrets(), interval_s=interval, tick_s=min(5.0, interval)).start()
 
 
 def backend_secrets() -> dict:

@@ -174,10 +174,3 @@ def test_live_resume_with_lines_in_an_open_batch_needs_consent(store, mock):
     collect_batch(store, bid, client)
     assert live_resume_refusal(store, get_run(store, run_id)) is None
 
-
-def test_the_thread_ends_when_its_store_is_closed(tmp_path):
-    store = Store(tmp_path / "studio.duckdb")
-    poller = BatchPoller(store, tick_s=0.01).start()
-    assert poller.alive
-    store.close()
-    assert _wait(lambda: not poller.alive)

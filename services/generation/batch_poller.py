@@ -131,7 +131,7 @@ class BatchPoller:
             try:
                 self.tick()
                 self.note = None
-            except duckdb.ConnectionException:  # the store was closed: the studio (or a test) is done with it
+            except duckdb.ConnectionException:  # the store's connection is closed: nothing more to do with it
                 return
             except Exception as exc:  # the table could not be read: said on the page, tried again next tick
                 self.note = f"The batch poller could not read the batches table: {type(exc).__name__}: {exc}"
@@ -231,7 +231,7 @@ def describe(state: PollState | None, poller_alive: bool) -> str:
     if not poller_alive:
         return "not polled: the background poller is not running in this process"
     if state is None:
-        return "polled in the background: first check within seconds"
+        return "not seen by the background poller yet (it looks for new batches every few seconds)"
     parts = [state.doing]
     if state.last_polled is not None:
         parts.append(f"last checked {state.last_polled:%H:%M:%S} UTC")
