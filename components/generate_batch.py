@@ -81,8 +81,8 @@ def _table(batches: list[BatchInfo]) -> None:
         "batch": b.batch_id, "provider": b.provider, "state": "collected" if b.collected_at else b.status, "lines": b.n_lines,
         "progress": _progress(b), "imported": b.imported, "failed": b.failed,
         "note": b.error or "", "sent": f"{b.created_at:%Y-%m-%d %H:%M}",
-        # the last write of the row: a check, a recorded error, or the collect (UTC, kept across restarts)
-        "last checked": f"{(b.collected_at or b.updated_at):%Y-%m-%d %H:%M:%S}"} for b in batches]), hide_index=True)
+        # the last write of the row: the send, a check, a recorded error, or the collect (kept across restarts)
+        "updated (UTC)": f"{(b.collected_at or b.updated_at):%Y-%m-%d %H:%M:%S}"} for b in batches]), hide_index=True)
 
 
 def resume_refusal(store: Any, run: RunInfo) -> str | None:
@@ -91,12 +91,22 @@ def resume_refusal(store: Any, run: RunInfo) -> str | None:
     return live_resume_refusal(store, run, pay_twice=bool(st.session_state.get(_PAY_TWICE)))
 
 
-def _poller_view(store: Any, poller: BatchPoller, run_id: str, open_ids: list[str]) -> None:
-    """What the poller is doing with each open batch, refreshed every few seconds (only this
-    fragment reruns); once it has collected one of them, one full rerun shows the imported rows."""
+def _batches_view(store: Any, poller: BatchPoller, run_id: str, open_ids: list[str]) -> None:
+    """The run's batches and what the poller is doing with each open one, refreshed every few
+    seconds while one is open (only this fragment reruns); once the poller has collected one of
+    them, one full rerun shows the imported rows everywhere on the page."""
 
     @st.fragment(run_every=5.0 if open_ids else None)
     def view() -> None:
+        batches = list_batches(store, run_id)
+        _table(batches)
+        for b in batches:  # what this process's poller collected, unasked
+            if (s := poller.state(b.batch_id)) is not None and s.outcome and s.last_polled:
+                st.caption(f"`{b.batch_id}`: {s.outcome}, in the background at {s.last_polled:%H:%M:%S} UTC.")
+        if not open_ids:
+            return
+        st.caption("Open batches are checked in the background by this studio process, and collected when they end, "
+                   "with the browser closed too; a vLLM file is collected with the button once `vllm run-batch` has written it.")
         if poller.note:
             st.warning(poller.note)
         for bid in open_ids:
@@ -154,12 +164,9 @@ def batch_panel(store: Any, secrets: dict[str, Any], forecast: Forecast, live_ba
         if run is None or not batches:
             return
         st.markdown(f"**Batches of this run** ({len(batches)})")
-        _table(batches)
         open_ = [b for b in batches if b.is_open]
+        _batches_view(store, poller, run.run_id, [b.batch_id for b in open_ if b.provider != "vllm"])
         if open_:
-            st.caption("Open batches are checked in the background by this studio process, and collected when they end, "
-                       "with the browser closed too; a vLLM file is collected with the button once `vllm run-batch` has written it.")
-            _poller_view(store, poller, run.run_id, [b.batch_id for b in open_ if b.provider != "vllm"])
             st.checkbox("Resume live anyway (pays again for the lines in open batches)", key=_PAY_TWICE,
                         help="Lines in an open batch are paid for there: the Resume button above refuses to send them live "
                              "again unless this is ticked. Collect the batch first to pay once.")

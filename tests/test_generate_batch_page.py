@@ -142,9 +142,10 @@ def test_the_poller_collects_without_a_click_and_a_reload_sees_it(app_env, mock,
     assert not again.exception, again.exception
     table = again.dataframe[-1].value
     row = table[table["batch"] == bid].iloc[0]
-    assert row["state"] == "collected" and row["imported"] == n_lines and row["last checked"]
+    assert row["state"] == "collected" and row["imported"] == n_lines and row["updated (UTC)"]
     assert _samples(app_env) == (n_lines, 1)
     assert again.button(key="generate_batch_collect").disabled and "Collected" not in _texts(again, "success")
+    assert f"{bid}`: collected: {n_lines} imported, 0 failed, in the background at" in _texts(again, "caption")
 
 
 def test_a_failing_check_is_shown_and_a_live_resume_would_not_pay_twice(app_env, mock, monkeypatch):
@@ -206,3 +207,33 @@ def test_browser_sends_a_batch_and_collects_it(tmp_path, mock):
         page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
         assert screenshot(page, "generate_batch", full_page=False).exists()
         assert mock.batches and page.get_by_text("collected", exact=True).count() >= 1
+
+
+@pytest.mark.browser
+def test_browser_shows_the_poller_and_the_collect_it_made_in_the_background(tmp_path, mock):
+    from tests.browser import browser_page, run_studio, screenshot, wait_for_app
+
+    mock.polls_until_done = 10**6
+    env = {"OPENAI_API_KEY": "sk-test", "STUDIO_BATCH_POLL_S": "1"}
+    with run_studio(tmp_path / "studio.duckdb", env) as url, browser_page() as page:
+        page.goto(url + "/generate")
+        wait_for_app(page)
+        page.get_by_text("Send as a batch", exact=False).first.click()
+        for label, value in (("API URL", mock.url), ("Model", "gpt-4o-mini")):
+            box = page.get_by_label(label, exact=True).last
+            box.fill(value)
+            box.press("Enter")
+            wait_for_app(page)
+        page.get_by_role("button", name="Send the full run as a batch").click()
+        page.get_by_text("Sent batch-", exact=False).first.wait_for()
+        # the fragment refreshes on its own: the poller's checks show up without a click
+        page.get_by_text("waiting for the provider", exact=False).first.wait_for(timeout=30_000)
+        assert page.get_by_text("last checked", exact=False).count() >= 1
+        page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
+        assert screenshot(page, "generate_batch_polling", full_page=False).exists()
+        mock.polls_until_done = 0  # the provider finishes: the poller collects, the page shows it unasked
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid^=glide-cell]')]"
+                               ".some(c => c.textContent.trim() === 'collected')", timeout=60_000)
+        wait_for_app(page)
+        page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
+        assert screenshot(page, "generate_batch_polled", full_page=False).exists()
