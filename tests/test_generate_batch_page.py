@@ -169,6 +169,15 @@ def test_a_failing_check_is_shown_and_a_live_resume_would_not_pay_twice(app_env,
     from resources import get_job_manager
 
     assert not get_job_manager().is_active(at.session_state["generate_run_pick"])
+    # the provider takes the key again: Check status asks at once and the poller, poked, collects without waiting out its backoff
+    import time
+
+    mock.api_key = "sk-test"
+    poller.state(bid).next_at = time.monotonic() + 3600  # as after many failures: the next try an hour away
+    at.button(key="generate_batch_status").click().run()
+    assert not at.exception and not _texts(at, "error"), _texts(at, "error")
+    assert _wait(lambda: poller.state(bid).outcome is not None, timeout=20)
+    assert poller.state(bid).outcome.startswith("collected:") and _samples(app_env)[0] > 0
 
 
 def test_live_resume_of_an_anthropic_batch_run_is_refused(app_env, mock, monkeypatch):
