@@ -174,3 +174,16 @@ def test_live_resume_with_lines_in_an_open_batch_needs_consent(store, mock):
     collect_batch(store, bid, client)
     assert live_resume_refusal(store, get_run(store, run_id)) is None
 
+
+
+def test_an_expired_batch_is_collected_with_its_problem_said(store, mock):
+    run_id = plan_run(store, recipe(n_items=4, samples_per_item=1))
+    mock.expire = True  # only the first half comes back
+    bid = submit_batch(store, run_id, make_client("openai", base_url=mock.url, api_key="sk-test"), base_url=mock.url).batch.batch_id
+    poller = BatchPoller(store, secrets=KEYS, interval_s=0)
+    poller.tick()
+    s = poller.state(bid)
+    assert s.outcome.startswith("collected with a problem: The batch expired before it was done.") and s.failures == 0
+    assert get_batch(store, bid).collected_at is not None and len(_outputs(store, run_id)) == 2
+    assert get_run(store, run_id).status == "interrupted"  # the rest can be resubmitted
+    assert poller.tick() == 0  # nothing open: nothing checked again

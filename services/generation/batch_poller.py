@@ -17,7 +17,7 @@ from __future__ import annotations
 import atexit
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,8 +32,6 @@ from services.core.store import Store
 from services.generation.batch_client import PROVIDER_INFO, BatchClient, BatchNotReady, client_for, key_for
 from services.generation.batch_jobs import collect_batch
 from services.generation.batch_store import BatchInfo, get_batch, open_batches, update_batch
-
-ClientFactory = Callable[[BatchInfo, dict[str, Any]], BatchClient]
 
 
 @dataclass
@@ -67,7 +65,6 @@ class BatchPoller:
     error_max_s: float = 1800.0
     growth: float = 1.5
     tick_s: float = 1.0  # how often the thread looks for due batches
-    make_client: ClientFactory | None = None
 
     def __post_init__(self) -> None:
         self._states: dict[str, PollState] = {}
@@ -177,7 +174,7 @@ class BatchPoller:
                 s.doing = f"collecting: {done:,} of {total:,} row(s) written"
 
             try:
-                client = self.make_client(b, self.secrets) if self.make_client else _client(b, self.secrets, self.store.work_dir / "batches")
+                client = _client(b, self.secrets, self.store.work_dir / "batches")
                 rep = collect_batch(self.store, b.batch_id, client, on_progress=tick)
                 self._collected(s, f"collected: {rep.imported} imported, {rep.failed} failed"
                                    + (f", {rep.missing} with no result" if rep.missing else ""))
