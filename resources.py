@@ -57,8 +57,14 @@ def get_batch_poller():
     from services.core import settings
     from services.generation.batch_poller import BatchPoller
 
-    interval = float(settings.get("STUDIO_BATCH_POLL_S"))
-    return BatchPoller(get_store(), secrets=backend_secrets(), interval_s=interval, tick_s=min(5.0, interval)).start()
+    raw, warning = settings.get("STUDIO_BATCH_POLL_S"), None
+    try:
+        interval = max(0.05, float(raw))
+    except ValueError:
+        interval = float(settings.SETTINGS["STUDIO_BATCH_POLL_S"].default)
+        warning = f"STUDIO_BATCH_POLL_S={raw!r} is not a number of seconds: batches are checked after {interval:.0f} s instead."
+    return BatchPoller(get_store(), secrets=backend_secrets(), interval_s=interval, tick_s=min(5.0, interval),
+                       warning=warning).start()
 
 
 def backend_secrets() -> dict:

@@ -107,8 +107,9 @@ def _batches_view(store: Any, poller: BatchPoller, run_id: str, open_ids: list[s
             return
         st.caption("Open batches are checked in the background by this studio process, and collected when they end, "
                    "with the browser closed too; a vLLM file is collected with the button once `vllm run-batch` has written it.")
-        if poller.note:
-            st.warning(poller.note)
+        for problem in (poller.warning, poller.note):
+            if problem:
+                st.warning(problem)
         for bid in open_ids:
             s = poller.state(bid)
             st.caption(f"`{bid}`: {describe(s, poller.alive)}")

@@ -182,12 +182,14 @@ def test_a_failing_check_is_shown_and_a_live_resume_would_not_pay_twice(app_env,
 
 def test_live_resume_of_an_anthropic_batch_run_is_refused(app_env, mock, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "ak-test")
+    monkeypatch.setenv("STUDIO_BATCH_POLL_S", "soon")  # not a number: said, and the default used
     mock.polls_until_done = 10**6
     at = AppTest.from_file(PAGE, default_timeout=60).run()
     at.selectbox(key="generate_batch_provider").set_value("anthropic").run()
     at.text_input(key="generate_batch_url_anthropic").set_value(mock.url).run()
     at.button(key="generate_batch_submit_new").click().run()
     assert "Sent batch-" in _texts(at, "success"), _texts(at, "error")
+    assert "STUDIO_BATCH_POLL_S='soon' is not a number of seconds: batches are checked after 60 s" in _texts(at, "warning")
     at.checkbox(key="generate_batch_pay_twice").check().run()  # even with consent to pay twice
     at.button(key="generate_resume").click().run()
     assert not at.exception, at.exception

@@ -65,6 +65,7 @@ class BatchPoller:
     error_max_s: float = 1800.0
     growth: float = 1.5
     tick_s: float = 1.0  # how often the thread looks for due batches
+    warning: str | None = None  # a setting that could not be used, said on the page
 
     def __post_init__(self) -> None:
         self._states: dict[str, PollState] = {}
