@@ -99,8 +99,15 @@ class BatchPoller:
         atexit.unregister(self.stop)
 
     def set_secrets(self, secrets: dict[str, Any]) -> None:
-        """Keys from st.secrets, as the page reads them (held in memory only, never written)."""
+        """Keys from st.secrets, as the page reads them (held in memory only, never written). When
+        they changed, batches whose checks failed are tried again now rather than after their backoff."""
+        if dict(secrets) == self.secrets:
+            return
         self.secrets = dict(secrets)
+        with self._lock:
+            failed = [s.batch_id for s in self._states.values() if s.failures]
+        for bid in failed:
+            self.poke(bid)
 
     def poke(self, batch_id: str | None = None) -> None:
         """Check this batch (or every open one) now, skipping its wait; clears an error backoff."""
@@ -155,7 +162,12 @@ class BatchPoller:
         for b in due:
             if self._stop.is_set():
                 break
-            self._check(b)
+            try:
+                self._check(b)
+            except duckdb.ConnectionException:
+                raise
+            except Exception as exc:  # one batch's trouble (its row unreadable) never stops the others
+                self._failed(self._states[b.batch_id], f"{type(exc).__name__}: {exc}")
         return len(due)
 
     def _check(self, b: BatchInfo) -> None:
