@@ -32,7 +32,7 @@ PAGES = [
 page = st.navigation(PAGES)
 
 try:
-    from resources import get_store
+    from resources import get_batch_poller, get_store
 
     store = get_store()
 except StoreLockedError as exc:
@@ -44,6 +44,9 @@ if settings.flag("STUDIO_WARMUP"):
     from resources import get_warmup
 
     get_warmup()
+
+# Open provider batches are polled, and collected when they end, by a thread of this process.
+get_batch_poller()
 
 with st.sidebar:
     st.caption(f"Database: `{store.path}`")

@@ -50,6 +50,23 @@ def get_local_server():
     return LocalModelServer(log_dir=get_store().work_dir)
 
 
+@st.cache_resource(show_spinner=False)
+def get_batch_poller():
+    """Polls open provider batches in a background thread and collects each one when it ends; on
+    creation it picks up the batches the table holds open (a restarted studio carries on)."""
+    from services.core import settings
+    from services.generation.batch_poller import BatchPoller
+
+    raw, warning = settings.get("STUDIO_BATCH_POLL_S"), None
+    try:
+        interval = max(0.05, float(raw))
+    except ValueError:
+        interval = float(settings.SETTINGS["STUDIO_BATCH_POLL_S"].default)
+        warning = f"STUDIO_BATCH_POLL_S={raw!r} is not a number of seconds: batches are checked after {interval:.0f} s instead."
+    return BatchPoller(get_store(), secrets=backend_secrets(), interval_s=interval, tick_s=min(5.0, interval),
+                       warning=warning).start()
+
+
 def backend_secrets() -> dict:
     """Keys from st.secrets (if a secrets file exists), read here and passed to services; never stored."""
     try:

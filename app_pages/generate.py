@@ -10,12 +10,12 @@ from functools import partial
 
 import streamlit as st
 
-from components.generate_batch import batch_panel
+from components.generate_batch import batch_panel, resume_refusal
 from components.generate_proposals import proposals_panel
 from components.generate_recipe import recipe_picker, rendered_prompts
 from components.generate_run import live_run, pick_run, rename_box, run_controls
 from components.generate_view import backend_form, connection_result, forecast_view, params_form, price_editor
-from resources import backend_secrets, get_job_manager, get_local_server, get_store
+from resources import backend_secrets, get_batch_poller, get_job_manager, get_local_server, get_store
 from services.generation.backends import BackendConfig, describe_error
 from services.generation.connect import call, check
 from services.generation.forecast import past_speed, preview_forecast, rough_forecast
@@ -78,7 +78,7 @@ def start(limit: int | None, name: str) -> None:
 
 def resume(run: RunInfo) -> bool:
     """Resume on the run's own backend, base_url and model (the form may show another by now)."""
-    if refusal := budget_refusal(store, run.backend, run.model, run.budget_usd, PAGE_HOW):
+    if refusal := budget_refusal(store, run.backend, run.model, run.budget_usd, PAGE_HOW) or resume_refusal(store, run):
         st.error(refusal)
         return False
     keys = dict(secrets)
@@ -129,7 +129,7 @@ if runs:
     live_run(store, jobs, run.run_id, active)
 else:
     st.caption("No runs yet.")
-batch_panel(store, secrets, rough, (cfg.preset, run_cfg.model), run if runs else None,
+batch_panel(store, secrets, rough, (cfg.preset, run_cfg.model), run if runs else None, get_batch_poller(),
             lambda c: prepare_run(store, recipe, c, settings, model=model_settings, name=f"{recipe.name} batch", price_how=PAGE_HOW))
 
 

@@ -1,6 +1,7 @@
 """Generate page: send a run as a provider batch, compare live and batch cost and time, check its
-status, collect its results with progress, resubmit what failed. The work is services.generation's
-batch_* modules; this draws it."""
+status, collect its results with progress, resubmit what failed; what the background poller is
+doing with each open batch, and the refusal of a live resume that would pay twice. The work is
+services.generation's batch_* modules; this draws it."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ from services.core.errors import StudioError
 from services.generation.backends import BackendConfig
 from services.generation.batch_client import PROVIDER_INFO, client_for, key_for, run_config, vllm_command, vllm_output_refusal
 from services.generation.batch_forecast import compare
-from services.generation.batch_jobs import collect_batch, refresh, submit_batch
-from services.generation.batch_store import BatchInfo, list_batches, update_batch
+from services.generation.batch_jobs import collect_batch, live_resume_refusal, refresh, submit_batch
+from services.generation.batch_poller import BatchPoller, describe
+from services.generation.batch_store import BatchInfo, get_batch, list_batches, update_batch
 from services.generation.forecast import Forecast
 from services.generation.run_store import RunInfo, get_price
 
 _MSG = "generate_batch_msg"
+_PAY_TWICE = "generate_batch_pay_twice"
 DEFAULT_MODEL = {"openai": "gpt-4o-mini", "anthropic": "claude-3-5-haiku-20241022", "vllm": ""}
 
 
@@ -77,13 +80,54 @@ def _table(batches: list[BatchInfo]) -> None:
     st.dataframe(pd.DataFrame([{
         "batch": b.batch_id, "provider": b.provider, "state": "collected" if b.collected_at else b.status, "lines": b.n_lines,
         "progress": _progress(b), "imported": b.imported, "failed": b.failed,
-        "note": b.error or "", "sent": f"{b.created_at:%Y-%m-%d %H:%M}"} for b in batches]), hide_index=True)
+        "note": b.error or "", "sent": f"{b.created_at:%Y-%m-%d %H:%M}",
+        # the last write of the row: the send, a check, a recorded error, or the collect (kept across restarts)
+        "updated (UTC)": f"{(b.collected_at or b.updated_at):%Y-%m-%d %H:%M:%S}"} for b in batches]), hide_index=True)
+
+
+def resume_refusal(store: Any, run: RunInfo) -> str | None:
+    """Why the page's live Resume may not run now (an Anthropic batch run, or lines in an open
+    batch without the panel's 'Resume live anyway' ticked), or None."""
+    return live_resume_refusal(store, run, pay_twice=bool(st.session_state.get(_PAY_TWICE)))
+
+
+def _batches_view(store: Any, poller: BatchPoller, run_id: str, open_ids: list[str]) -> None:
+    """The run's batches and what the poller is doing with each open one, refreshed every few
+    seconds while one is open (only this fragment reruns); once the poller has collected one of
+    them, one full rerun shows the imported rows everywhere on the page."""
+
+    @st.fragment(run_every=5.0 if open_ids else None)
+    def view() -> None:
+        batches = list_batches(store, run_id)
+        _table(batches)
+        for b in batches:  # what this process's poller collected, unasked
+            if (s := poller.state(b.batch_id)) is not None and s.outcome and s.last_polled:
+                st.caption(f"`{b.batch_id}`: {s.outcome}, in the background at {s.last_polled:%H:%M:%S} UTC.")
+        if not open_ids:
+            return
+        st.caption("Open batches are checked in the background by this studio process, and collected when they end, "
+                   "with the browser closed too; a vLLM file is collected with the button once `vllm run-batch` has written it.")
+        for problem in (poller.warning, poller.note):
+            if problem:
+                st.warning(problem)
+        for bid in open_ids:
+            s = poller.state(bid)
+            st.caption(f"`{bid}`: {describe(s, poller.alive)}")
+            if s is not None and s.last_error and s.outcome is None:
+                st.warning(f"{bid}: {s.last_error}")
+        still = {b.batch_id for b in list_batches(store, run_id) if b.is_open}
+        if any(bid not in still for bid in open_ids):
+            st.rerun()
+
+    view()
 
 
 def batch_panel(store: Any, secrets: dict[str, Any], forecast: Forecast, live_backend: tuple[str, str], run: RunInfo | None,
-                new_run: Callable[[BackendConfig], str]) -> None:
+                poller: BatchPoller, new_run: Callable[[BackendConfig], str]) -> None:
     """``forecast`` is the rough forecast of the full plan on ``live_backend`` (preset, model);
-    ``new_run`` prepares a run of the page's recipe for the backend it is given and returns its id."""
+    ``poller`` is the process's background poller; ``new_run`` prepares a run of the page's recipe
+    for the backend it is given and returns its id."""
+    poller.set_secrets(secrets)  # a key added to st.secrets since the poller started
     batches = list_batches(store, run.run_id) if run else []
     with st.expander("Send as a batch: half price on OpenAI and Anthropic, done within 24 hours", expanded=bool(batches)):
         c1, c2, c3 = st.columns(3)
@@ -121,16 +165,19 @@ def batch_panel(store: Any, secrets: dict[str, Any], forecast: Forecast, live_ba
         if run is None or not batches:
             return
         st.markdown(f"**Batches of this run** ({len(batches)})")
-        if any(b.is_open for b in batches):
-            st.caption("Lines in an open batch are paid for there: collect it before resuming this run live, "
-                       "or the live run pays for them again.")
-        _table(batches)
         open_ = [b for b in batches if b.is_open]
+        _batches_view(store, poller, run.run_id, [b.batch_id for b in open_ if b.provider != "vllm"])
+        if open_:
+            st.checkbox("Resume live anyway (pays again for the lines in open batches)", key=_PAY_TWICE,
+                        help="Lines in an open batch are paid for there: the Resume button above refuses to send them live "
+                             "again unless this is ticked. Collect the batch first to pay once.")
         s1, s2 = st.columns(2)
         if s1.button("Check status", key="generate_batch_status", disabled=not open_):
             for b in open_:
                 try:
-                    refresh(store, b.batch_id, _client(store, b.provider, b.base_url, secrets))
+                    with poller.holding(b.batch_id):
+                        refresh(store, b.batch_id, _client(store, b.provider, b.base_url, secrets))
+                    poller.poke(b.batch_id)  # done by now? the poller collects it at once; an error backoff starts over
                 except StudioError as exc:
                     _say("error", str(exc))
             st.rerun()
@@ -139,11 +186,11 @@ def batch_panel(store: Any, secrets: dict[str, Any], forecast: Forecast, live_ba
             first = next(b for b in open_ if b.provider == "vllm")
             vllm_out = st.text_input("vLLM output file", value=first.output_path or "", key="generate_batch_vllm_out")
         if s2.button("Collect", key="generate_batch_collect", type="primary", disabled=not open_):
-            _collect(store, open_, secrets, vllm_out)
+            _collect(store, open_, secrets, vllm_out, poller)
             st.rerun()  # the table and the run's view show what was imported
 
 
-def _collect(store: Any, batches: list[BatchInfo], secrets: dict[str, Any], vllm_out: str | None) -> None:
+def _collect(store: Any, batches: list[BatchInfo], secrets: dict[str, Any], vllm_out: str | None, poller: BatchPoller) -> None:
     for b in batches:
         if b.provider == "vllm" and vllm_out and vllm_out != b.output_path:
             if (problem := vllm_output_refusal(store, vllm_out)) is not None:
@@ -156,7 +203,11 @@ def _collect(store: Any, batches: list[BatchInfo], secrets: dict[str, Any], vllm
             bar.progress(done / total if total else 1.0, text=f"{bid}: {done:,} of {total:,} row(s) written")
 
         try:
-            rep = collect_batch(store, b.batch_id, _client(store, b.provider, b.base_url, secrets), on_progress=tick)
+            with poller.holding(b.batch_id):  # not at the same moment as the background poller
+                if not get_batch(store, b.batch_id).is_open:
+                    _say("info", f"{b.batch_id} was collected in the background meanwhile.")
+                    continue
+                rep = collect_batch(store, b.batch_id, _client(store, b.provider, b.base_url, secrets), on_progress=tick)
             _say("success", f"Collected {b.batch_id}: {rep.imported} imported, {rep.failed} failed"
                  + (f", {rep.missing} with no result" if rep.missing else "") + ".")
         except StudioError as exc:  # what could be read was imported before this was raised

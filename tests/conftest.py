@@ -63,13 +63,14 @@ def page(studio):
 @pytest.fixture
 def app_env(db_path, monkeypatch):
     """Page tests that start runs: fresh process-wide objects, an OpenAI key for the mock, all stopped after."""
-    from resources import get_job_manager, get_local_server, get_store
+    from resources import get_batch_poller, get_job_manager, get_local_server, get_store
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    fs = (get_store, get_job_manager, get_local_server)
+    fs = (get_store, get_job_manager, get_local_server, get_batch_poller)
     for f in fs:
         f.clear()
     yield db_path
+    get_batch_poller().stop()
     get_job_manager().shutdown()
     get_local_server().stop()
     get_store().close()

@@ -106,6 +106,96 @@ def test_vllm_file_from_the_page_then_collect_its_output(app_env):
     assert at.button(key="generate_batch_collect").disabled  # nothing open any more
 
 
+def _wait(cond, timeout: float = 30.0) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        time.sleep(0.05)
+    return cond()
+
+
+def _send_openai(at: AppTest, mock: BatchMock) -> str:
+    at.text_input(key="generate_batch_url_openai").set_value(mock.url).run()
+    at.text_input(key="generate_batch_model_openai").set_value("gpt-4o-mini").run()
+    at.button(key="generate_batch_submit_new").click().run()
+    assert not at.exception, at.exception
+    sent = _texts(at, "success")
+    assert "Sent batch-" in sent, _texts(at, "error")
+    return sent.split("Sent ")[1].split(":")[0]
+
+
+def test_the_poller_collects_without_a_click_and_a_reload_sees_it(app_env, mock, monkeypatch):
+    from resources import get_batch_poller
+
+    monkeypatch.setenv("STUDIO_BATCH_POLL_S", "0.2")
+    mock.polls_until_done = 2
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    bid = _send_openai(at, mock)
+    captions = _texts(at, "caption")
+    assert "checked in the background" in captions and f"{bid}`:" in captions
+    poller = get_batch_poller()
+    assert _wait(lambda: (s := poller.state(bid)) is not None and s.outcome is not None)
+    n_lines = int(mock.batches[next(iter(mock.batches))]["request_counts"]["total"])
+    # a reload: a new session, no click; the process's poller has collected the batch
+    again = AppTest.from_file(PAGE, default_timeout=60).run()
+    assert not again.exception, again.exception
+    table = again.dataframe[-1].value
+    row = table[table["batch"] == bid].iloc[0]
+    assert row["state"] == "collected" and row["imported"] == n_lines and row["updated (UTC)"]
+    assert _samples(app_env) == (n_lines, 1)
+    assert again.button(key="generate_batch_collect").disabled and "Collected" not in _texts(again, "success")
+    assert f"{bid}`: collected: {n_lines} imported, 0 failed, in the background at" in _texts(again, "caption")
+
+
+def test_a_failing_check_is_shown_and_a_live_resume_would_not_pay_twice(app_env, mock, monkeypatch):
+    from resources import get_batch_poller
+
+    monkeypatch.setenv("STUDIO_BATCH_POLL_S", "0.2")
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    bid = _send_openai(at, mock)
+    mock.api_key = "sk-rotated"  # the key the studio holds is refused from now on
+    poller = get_batch_poller()
+    assert _wait(lambda: (s := poller.state(bid)) is not None and s.failures >= 1)
+    at.run()
+    warnings = _texts(at, "warning")
+    assert "Unauthorised (HTTP 401)" in warnings and "$OPENAI_API_KEY" in warnings and "sk-test" not in warnings
+    assert "backing off after" in _texts(at, "caption")
+    assert "Check 1 failed" in " ".join(at.dataframe[-1].value["note"])
+    # the run's lines are in the open batch: the live Resume refuses instead of paying twice
+    at.button(key="generate_resume").click().run()
+    assert not at.exception, at.exception
+    assert "pay twice" in _texts(at, "error") and bid in _texts(at, "error")
+    from resources import get_job_manager
+
+    assert not get_job_manager().is_active(at.session_state["generate_run_pick"])
+    # the provider takes the key again: Check status asks at once and the poller, poked, collects without waiting out its backoff
+    import time
+
+    mock.api_key = "sk-test"
+    poller.state(bid).next_at = time.monotonic() + 3600  # as after many failures: the next try an hour away
+    at.button(key="generate_batch_status").click().run()
+    assert not at.exception and not _texts(at, "error"), _texts(at, "error")
+    assert _wait(lambda: poller.state(bid).outcome is not None, timeout=20)
+    assert poller.state(bid).outcome.startswith("collected:") and _samples(app_env)[0] > 0
+
+
+def test_live_resume_of_an_anthropic_batch_run_is_refused(app_env, mock, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "ak-test")
+    monkeypatch.setenv("STUDIO_BATCH_POLL_S", "soon")  # not a number: said, and the default used
+    mock.polls_until_done = 10**6
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.selectbox(key="generate_batch_provider").set_value("anthropic").run()
+    at.text_input(key="generate_batch_url_anthropic").set_value(mock.url).run()
+    at.button(key="generate_batch_submit_new").click().run()
+    assert "Sent batch-" in _texts(at, "success"), _texts(at, "error")
+    assert "STUDIO_BATCH_POLL_S='soon' is not a number of seconds: batches are checked after 60 s" in _texts(at, "warning")
+    at.checkbox(key="generate_batch_pay_twice").check().run()  # even with consent to pay twice
+    at.button(key="generate_resume").click().run()
+    assert not at.exception, at.exception
+    assert "no live Anthropic backend" in _texts(at, "error")
+
+
 @pytest.mark.browser
 def test_browser_sends_a_batch_and_collects_it(tmp_path, mock):
     from tests.browser import browser_page, run_studio, screenshot, wait_for_app
@@ -128,3 +218,33 @@ def test_browser_sends_a_batch_and_collects_it(tmp_path, mock):
         page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
         assert screenshot(page, "generate_batch", full_page=False).exists()
         assert mock.batches and page.get_by_text("collected", exact=True).count() >= 1
+
+
+@pytest.mark.browser
+def test_browser_shows_the_poller_and_the_collect_it_made_in_the_background(tmp_path, mock):
+    from tests.browser import browser_page, run_studio, screenshot, wait_for_app
+
+    mock.polls_until_done = 10**6
+    env = {"OPENAI_API_KEY": "sk-test", "STUDIO_BATCH_POLL_S": "1"}
+    with run_studio(tmp_path / "studio.duckdb", env) as url, browser_page() as page:
+        page.goto(url + "/generate")
+        wait_for_app(page)
+        page.get_by_text("Send as a batch", exact=False).first.click()
+        for label, value in (("API URL", mock.url), ("Model", "gpt-4o-mini")):
+            box = page.get_by_label(label, exact=True).last
+            box.fill(value)
+            box.press("Enter")
+            wait_for_app(page)
+        page.get_by_role("button", name="Send the full run as a batch").click()
+        page.get_by_text("Sent batch-", exact=False).first.wait_for()
+        # the fragment refreshes on its own: the poller's checks show up without a click
+        page.get_by_text("waiting for the provider", exact=False).first.wait_for(timeout=30_000)
+        assert page.get_by_text("last checked", exact=False).count() >= 1
+        page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
+        assert screenshot(page, "generate_batch_polling", full_page=False).exists()
+        mock.polls_until_done = 0  # the provider finishes: the poller collects, the page shows it unasked
+        page.wait_for_function("() => [...document.querySelectorAll('[data-testid^=glide-cell]')]"
+                               ".some(c => c.textContent.trim() === 'collected')", timeout=60_000)
+        wait_for_app(page)
+        page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
+        assert screenshot(page, "generate_batch_polled", full_page=False).exists()

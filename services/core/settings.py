@@ -24,6 +24,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("STUDIO_DB", str(DATA_DIR / "studio.duckdb"), "the DuckDB file that holds everything (a CLI's --db overrides it)"),
     Setting("STUDIO_EMBEDDER", "full", "the default embedder on Explore and Compare Filters: full, static, fake, or a sentence-transformers path"),
     Setting("STUDIO_WARMUP", "1", "0 turns off the background warm-up of the embedder and UMAP at start"),
+    Setting("STUDIO_BATCH_POLL_S", "60", "seconds before the first background check of an open provider batch; later checks "
+            "wait longer (up to 15 min), failed ones back off (up to 30 min)"),
     Setting("STUDIO_IMPORT_DIRS", os.pathsep.join([str(DATA_DIR), str(DATA_DIR / "imports")]),
             "folders (separated by the OS path separator) whose files the SQL page may import by path; uploads are not limited"),
 )}

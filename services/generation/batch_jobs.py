@@ -269,3 +269,23 @@ def _settle_run(store: Store, run: RunInfo, batch_id: str, summary: str) -> None
                    f"Batch {batch_id} collected ({summary}); {left} output(s) still to make (failed or missing lines, or a "
                    "multi-step recipe's next step): resubmit as a batch, or resume live.", finished=True)
 
+
+
+def live_resume_refusal(store: Store, run: RunInfo, *, pay_twice: bool = False) -> str | None:
+    """Why the page's live Resume may not run this run now, or None.
+
+    An Anthropic batch run has no live backend here (the studio speaks Anthropic only through its
+    Message Batches), and a resume would otherwise go to the custom preset's URL with another key.
+    A run with open batches would send their lines live and pay for them twice, unless the user
+    said so (``pay_twice``)."""
+    if run.backend == "anthropic":
+        return (f"Run {run.run_id} was prepared for Anthropic Message Batches, and the studio has no live Anthropic backend: "
+                "a live resume would go to another endpoint with another key. Send what it is missing as a batch instead "
+                f"(the batch panel below, or `python -m services batch submit --run {run.run_id}`).")
+    held = [b for b in list_batches(store, run.run_id) if b.is_open]
+    if held and not pay_twice:
+        n = len({cid for b in held for cid in b.custom_ids})
+        return (f"{n} line(s) of run {run.run_id} are in open batch(es) {', '.join(b.batch_id for b in held)}, paid for there: "
+                "a live resume would send them again and pay twice. Wait for the batch to be collected (it is polled in the "
+                "background), collect it now, or tick 'Resume live anyway' in the batch panel below.")
+    return None

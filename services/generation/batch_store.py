@@ -88,6 +88,13 @@ def list_batches(store: Store, run_id: str | None = None) -> list[BatchInfo]:
     return [_batch(r) for r in store.query(f"SELECT {_COLS} FROM batches WHERE run_id = ? ORDER BY created_at DESC", [run_id])]
 
 
+def open_batches(store: Store) -> list[BatchInfo]:
+    """Every batch of every run whose lines may still come back, oldest first (what the poller checks)."""
+    marks = ", ".join("?" for _ in DEAD)
+    return [_batch(r) for r in store.query(f"SELECT {_COLS} FROM batches WHERE collected_at IS NULL AND status NOT IN ({marks})"
+                                           " ORDER BY created_at", list(DEAD))]
+
+
 def update_batch(store: Store, batch_id: str, *, status: str | None = None, counts: dict[str, Any] | None = None,
                  error: str | None = None, imported: int | None = None, failed: int | None = None,
                  collected: bool = False, output_path: str | None = None) -> BatchInfo:
