@@ -155,6 +155,13 @@ def existing_outputs(store: Store, run_id: str) -> dict[str, str]:
     return dict(store.query("SELECT sample_key, text FROM samples WHERE run_id = ? AND error IS NULL", [run_id]))
 
 
+def existing_values(store: Store, run_id: str) -> dict[str, tuple[str | None, str | None]]:
+    """sample_key -> (text, value as JSON or None) of every successful row of a run: what a resume
+    reuses instead of asking again."""
+    rows = store.query("SELECT sample_key, text, value FROM samples WHERE run_id = ? AND error IS NULL", [run_id])
+    return {k: (t, v) for k, t, v in rows}
+
+
 def delete_failed(store: Store, run_id: str) -> int:
     """Drop a run's error rows so a resume retries them (an error row was never a paid output)."""
     with store.write() as cur:
@@ -169,7 +176,7 @@ _SAMPLE_FIELDS = {
     "condition": _MAP, "demo_ids": pa.list_(pa.string()), "messages": pa.string(), "text": pa.string(),
     "model": pa.string(), "params": pa.string(), "prompt_tokens": pa.int32(), "completion_tokens": pa.int32(),
     "latency_ms": pa.float64(), "cost_usd": pa.float64(), "finish_reason": pa.string(), "error": pa.string(),
-    "attempts": pa.int32(), "created_at": pa.timestamp("us"),
+    "attempts": pa.int32(), "created_at": pa.timestamp("us"), "column_kind": pa.string(), "value": pa.string(),
 }
 _COLS = ", ".join(_SAMPLE_FIELDS)
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from services.core.errors import StudioError
+from services.recipes.columns import Column, column_problems
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names templates provide besides the dimensions.
@@ -129,6 +130,9 @@ class Recipe(BaseModel):
     sampling: Sampling = Field(default_factory=Sampling)
     model: ModelSettings = Field(default_factory=ModelSettings)
     steps: list[Step] = Field(default_factory=list)
+    # Named, typed outputs after the recipe's own template (see services/recipes/columns.py).
+    columns: list[Column] = Field(default_factory=list)
+    output_column: str | None = None  # which column a sample's text is; default: the last text column
 
     @field_validator("name")
     @classmethod
@@ -284,4 +288,7 @@ def design_problems(recipe: Recipe) -> list[tuple[str, str]]:
             problems.append((f"step '{step.name}'", "use letters, digits and _ for step names"))
     if len(set(step_names)) != len(step_names):
         problems.append(("steps", "step names must be unique"))
+    if recipe.columns or recipe.output_column:
+        provided = set(names) | RESERVED_NAMES
+        problems.extend(column_problems(recipe, provided, RESERVED_NAMES))
     return problems
