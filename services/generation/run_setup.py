@@ -70,13 +70,14 @@ def budget_note(store: Store, preset: str, model: str) -> str | None:
 
 def prepare_run(store: Store, recipe: Recipe, backend: BackendConfig, settings: RunSettings, *,
                 model: ModelSettings | None = None, budget_usd: float | None = None, item_limit: int | None = None,
-                name: str | None = None, price_how: str = ANY_HOW) -> str:
+                name: str | None = None, price_how: str = ANY_HOW, rows: list[dict[str, str]] | None = None) -> str:
     """Write the recipe version, the plan (before anything is sent) and a planned run; returns its id.
     Raises ``PriceNeeded`` first, writing nothing, for a budget on a model with no price (its message
-    ends with ``price_how``)."""
+    ends with ``price_how``). ``rows``: the dataset rows an annotation recipe runs over
+    (``services.data.rows.source_rows``); its templates are checked against their fields first."""
     check_budget(store, backend.preset, backend.model, budget_usd, price_how)
+    plan = make_plan(recipe, rows=rows)  # before the version: a recipe that cannot be planned is not saved
     version = save_version(store, recipe)
-    plan = make_plan(recipe)
     save_plan(store, plan)
     m = model or recipe.model
     return create_run(

@@ -163,10 +163,11 @@ def schema_field_problems(schema: dict[str, Any], path: str = "") -> list[tuple[
     return out
 
 
-def column_problems(recipe: Recipe, provided: set[str], reserved: frozenset[str]) -> list[tuple[str, str]]:
+def column_problems(recipe: Recipe, provided: set[str] | None, reserved: frozenset[str]) -> list[tuple[str, str]]:
     """Every problem of the recipe's columns, as (where, message), found before anything is sent.
-    ``provided`` is what templates may read besides columns (dimensions, task, demos...);
-    ``reserved`` the names a column may not take."""
+    ``provided`` is what templates may read besides columns (dimensions, task, demos...), None when
+    it is not known yet (a dataset's fields: see ``unknown_variables``); ``reserved`` the names a
+    column may not take."""
     cols = effective_columns(recipe)
     problems: list[tuple[str, str]] = []
     names = [c.name for c in cols]
@@ -232,7 +233,7 @@ def column_problems(recipe: Recipe, provided: set[str], reserved: frozenset[str]
             continue
         refs[col.name] = set().union(*fields.values()) & set(names)
         for fld, used in fields.items():
-            for var in sorted(used - provided - {"columns", "steps", "prompts"}):
+            for var in sorted(used - (provided if provided is not None else set(used)) - {"columns", "steps", "prompts"}):
                 if var in position and position[var] >= i:
                     if var == col.name:
                         problems.append((f"{where}, field {fld}", "refers to itself"))
@@ -252,6 +253,24 @@ def column_problems(recipe: Recipe, provided: set[str], reserved: frozenset[str]
     if out and out not in names:
         problems.append(("output_column", f"'{out}' is not a column"))
     return problems
+
+
+def unknown_variables(recipe: Recipe, provided: set[str], what: str) -> list[tuple[str, str]]:
+    """(where, message) for each template variable that is neither a column nor in ``provided``
+    (e.g. the fields of the dataset a recipe annotates, named in ``what``)."""
+    out = []
+    cols = effective_columns(recipe)
+    names = {c.name for c in cols}
+    extra = {"columns", "steps", "prompts"}
+    templates = [("system_template", recipe.system_template)] if recipe.system_template.strip() else []
+    for where, src in templates:
+        used = set(compile_template(src, where).variables) - provided - names - extra
+        out += [(f"recipe, field {where}", f"refers to '{v}', which is not {what}") for v in sorted(used)]
+    for col in cols:
+        for fld, used in referenced(col, recipe).items():
+            for v in sorted(used - provided - names - extra):
+                out.append((f"column '{col.name}', field {fld}", f"refers to '{v}', which is not {what}"))
+    return out
 
 
 def _cycle(refs: dict[str, set[str]]) -> list[str] | None:
