@@ -79,3 +79,17 @@ def test_the_card_lists_columns_prompts_and_agreement(column_run):
     card = "\n".join(columns_card(store, run_id))
     assert "| verdict | structured ×3 | `Rate {{ response }}` | mean " in card and "of 3 samples (3 votes each)" in card
     assert "| pref | pairwise |" in card and "| instruction | text | `Ask about {{ text }}` | n/a |" in card
+
+
+def test_curate_cli_exports_a_shape(column_run, tmp_path):
+    from services.cli.main import main
+
+    store, run_id, _ = column_run
+    pipe = tmp_path / "pipe.yaml"
+    pipe.write_text("name: keep-all\nsteps:\n- kind: exact_dedup\n")
+    out = tmp_path / "pref.jsonl"
+    store.close()  # the command opens the file itself
+    assert main(["curate", "--run", run_id, "--pipeline", str(pipe), "--out", str(out), "--format", "jsonl",
+                 "--shape", "preference", "--db", str(store.path), "--no-judge"]) == 0
+    ds = datasets.load_dataset("json", data_files=str(out), split="train")
+    assert len(ds) == 3 and {"prompt", "chosen", "rejected", "reason"} <= set(ds.column_names)

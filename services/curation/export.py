@@ -84,7 +84,8 @@ def to_jsonl(frame: pd.DataFrame) -> bytes:
 
 def to_csv(frame: pd.DataFrame) -> bytes:
     flat = frame.copy()
-    flat["demo_ids"] = flat["demo_ids"].map(lambda v: json.dumps(list(v)))
+    if "demo_ids" in flat:
+        flat["demo_ids"] = flat["demo_ids"].map(lambda v: json.dumps(list(v)))
     return flat.to_csv(index=False).encode("utf-8")
 
 
