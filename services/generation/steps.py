@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.recipes.columns import OUTPUT, SCHEMA_KINDS, Column, effective_columns, schema_instruction, templates_of
+from services.recipes.columns import (
+    OUTPUT,
+    SCHEMA_KINDS,
+    Column,
+    answer_validator,
+    effective_columns,
+    schema_instruction,
+    templates_of,
+)
 from services.recipes.plan import MessageRenderer, PlanItem
 from services.recipes.recipe import Recipe
 from services.recipes.templating import CompiledTemplate, compile_template, render
@@ -27,6 +35,10 @@ class ColumnRenderer:
             c.name: {f: compile_template(src, f"column {c.name} {f}") for f, src in templates_of(c, recipe).items() if src.strip()}
             for c in self.columns
         }
+        # Built once per run, not per answer: schemas, their validators and their instruction text.
+        self._schemas = {c.name: c.answer_schema() if c.kind in SCHEMA_KINDS else None for c in self.columns}
+        self._validators = {c.name: answer_validator(c) for c in self.columns}
+        self._instructions = {c.name: schema_instruction(c) for c in self.columns if c.kind in SCHEMA_KINDS}
         # Only the recipe's own template, with nothing before it: the plan already rendered it.
         self._plain = [c.name for c in self.columns] == [OUTPUT]
 
@@ -46,10 +58,16 @@ class ColumnRenderer:
         tpls = self._compiled[col.name]
         system = render(tpls["system_template"], ctx) if "system_template" in tpls else (render(self._system, ctx) if self._system else "")
         if col.kind in SCHEMA_KINDS:
-            system = (system + "\n\n" if system.strip() else "") + schema_instruction(col)
+            system = (system + "\n\n" if system.strip() else "") + self._instructions[col.name]
         out = [{"role": "system", "content": system}] if system.strip() else []
         out.append({"role": "user", "content": render(tpls["user_template"], ctx)})
         return out
+
+    def schema(self, col: Column) -> dict[str, Any] | None:
+        return self._schemas[col.name]
+
+    def validator(self, col: Column) -> Any:
+        return self._validators[col.name]
 
     def expression(self, col: Column, item: PlanItem, values: dict[str, Any]) -> str:
         return render(self._compiled[col.name]["expression"], self.context(item, values)).strip()

@@ -318,12 +318,19 @@ def parse_json_answer(text: str) -> Any:
     raise ValueError(f"the answer is not JSON ({err.msg if err else 'empty'}): {text[:120]!r}")
 
 
-def validate_answer(col: Column, text: str) -> Any:
-    """The answer as a value, or ValueError naming what does not match the schema."""
+def answer_validator(col: Column) -> Any:
+    """A jsonschema validator of the column's answers (None for kinds without a schema)."""
+    schema = col.answer_schema() if col.kind in SCHEMA_KINDS else None
+    return None if schema is None else jsonschema.validators.validator_for(schema)(schema)
+
+
+def validate_answer(col: Column, text: str, validator: Any = None) -> Any:
+    """The answer as a value, or ValueError naming what does not match the schema (``validator``:
+    ``answer_validator(col)``, built once per column by callers that validate many answers)."""
     value = parse_json_answer(text)
-    schema = col.answer_schema()
-    if schema is not None:
-        errors = sorted(jsonschema.validators.validator_for(schema)(schema).iter_errors(value), key=lambda e: list(e.path))
+    validator = validator or answer_validator(col)
+    if validator is not None:
+        errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
         if errors:
             e = errors[0]
             loc = ".".join(str(p) for p in e.path) or "(root)"
