@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from components import column_editor
 from services.recipes.recipe import (
     Demo,
     DemoSettings,
@@ -89,6 +90,8 @@ def load_recipe(recipe: Recipe, source: str = "") -> None:
     s[_k("rules")] = "\n".join(recipe.sampling.exclusions)
     s[_k("model")] = json.dumps(recipe.model.model_dump(mode="json"))
     s[_k("steps")] = json.dumps([st_.model_dump(mode="json") for st_ in recipe.steps])
+    s[_k("source_json")] = json.dumps(recipe.source.model_dump(mode="json")) if recipe.source else ""
+    column_editor.load_columns(recipe.columns, recipe.output_column)
     s[_k("loaded_hash")] = recipe.content_hash()
     s[_k("source")] = source or recipe.name
 
@@ -385,9 +388,15 @@ def read_recipe() -> FormResult:
                         exclusions=[r.strip() for r in s.get(_k("rules"), "").splitlines() if r.strip()])
     model = ModelSettings.model_validate(json.loads(s.get(_k("model"), "{}") or "{}"))
     steps = [Step.model_validate(x) for x in json.loads(s.get(_k("steps"), "[]") or "[]")]
+    columns, output_column, column_problems = column_editor.read_columns()
+    for p in column_problems:
+        add("columns", p)
     data = {"name": s.get(_k("name"), "") or "", "description": s.get(_k("description"), ""), "task": s.get(_k("task"), ""),
             "system_template": s.get(_k("system"), ""), "user_template": s.get(_k("user"), ""),
-            "dimensions": dims, "demos": demo_settings, "sampling": sampling, "model": model, "steps": steps}
+            "dimensions": dims, "demos": demo_settings, "sampling": sampling, "model": model, "steps": steps,
+            "columns": columns, "output_column": output_column}
+    if s.get(_k("source_json")):
+        data["source"] = json.loads(s[_k("source_json")])
     if not problems:
         for where, m in rule_problems(Recipe.model_construct(**data)):
             add("sampling", f"{where}: {m}")
@@ -398,6 +407,9 @@ def read_recipe() -> FormResult:
     except (RecipeError, ValueError) as exc:
         err = _recipe_error(exc)
         for where, m in err.problems:
+            if where.startswith(("column", "output_column")):
+                add("columns", f"{where}: {m}")
+                continue
             section = "demos" if where.startswith("demos") else "sampling" if where.startswith("sampling") else (
                 f"dimension:{uid_of.get(where.split(chr(39))[1], '')}" if where.startswith("dimension '") else "general")
             add(section, m if section != "general" else f"{where}: {m}")

@@ -267,6 +267,14 @@ def run_samples(store: Store, run_id: str, step: str | None = "output") -> list[
     return [dict(zip(cols, r, strict=True)) for r in store.query(sql + " ORDER BY item_idx, sample_idx, step", params)]
 
 
+def item_trace(store: Store, run_id: str, item_idx: int = 0, sample_idx: int = 0) -> list[dict[str, Any]]:
+    """Every row of one item of a run in the order written: each column's prompt and answer."""
+    cols = ["step", "column_kind", "messages", "text", "value", "error", "prompt_tokens", "completion_tokens", "latency_ms", "attempts"]
+    rows = store.query(f"SELECT {', '.join(cols)} FROM samples WHERE run_id = ? AND item_idx = ? AND sample_idx = ?"
+                       " ORDER BY created_at, step", [run_id, item_idx, sample_idx])
+    return [dict(zip(cols, r, strict=True)) | {"messages": json.loads(r[2] or "[]")} for r in rows]
+
+
 def request_timings(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Every successful request of a run in the order it ended, with its latency and the time since
     the request that ended before it (None for the first): what a forecast measures speed from."""

@@ -382,3 +382,38 @@ def flat_fields(value: Any) -> dict[str, Any]:
         else:
             out[k] = v
     return out
+
+
+def graph_dot(recipe: Recipe) -> str:
+    """The recipe as a Graphviz graph: dimensions (or the dataset's fields) → columns → judges.
+    Names are identifiers (checked), so they are safe inside DOT; labels are quoted anyway."""
+    cols = effective_columns(recipe)
+    names = {c.name for c in cols}
+    shape = {"judge": "diamond", "pairwise": "diamond", "structured": "component", "candidates": "box3d",
+             "expression": "note", "text": "ellipse"}
+    lines = ["digraph recipe {", "  rankdir=LR;", '  node [fontname="Helvetica", fontsize=11];']
+    dims = [d.name for d in recipe.dimensions]
+    source = recipe.source.dataset if recipe.source else None
+    if source:
+        source = source.replace('"', "'").replace("\\", "/")
+        lines.append(f'  "dataset" [label="dataset: {source}", shape=cylinder, style=filled, fillcolor="#eef3fb"];')
+    for d in dims:
+        lines.append(f'  "dim:{d}" [label="{d}", shape=box, style="rounded,filled", fillcolor="#f1f1f1"];')
+    for c in cols:
+        extra = f" ×{c.n}" if c.n > 1 else ""
+        fill = "#fff4e5" if c.kind in ("judge", "pairwise") else "#e8f5e9"
+        lines.append(f'  "col:{c.name}" [label="{c.name}\\n{c.kind}{extra}", shape={shape[c.kind]}, style=filled, fillcolor="{fill}"];')
+    for c in cols:
+        try:
+            used = set().union(*referenced(c, recipe).values())
+        except TemplateProblem:
+            continue
+        for d in dims:
+            if d in used:
+                lines.append(f'  "dim:{d}" -> "col:{c.name}";')
+        for other in sorted(used & names - {c.name}):
+            lines.append(f'  "col:{other}" -> "col:{c.name}";')
+        if source and used - names - set(dims) - {"task", "demos", "index", "columns", "steps", "prompts"}:
+            lines.append(f'  "dataset" -> "col:{c.name}";')
+    lines.append("}")
+    return "\n".join(lines)
