@@ -76,3 +76,19 @@ def test_test_one_row_shows_each_column_prompt_and_answer(app_env, mock):
     texts = " ".join(t.value for t in at.text)
     assert "[user] Write one easy request about coding" in texts and "→ Sample for: " in texts
     assert mock.state.completions_ok == 3  # one item, three columns
+
+
+def test_an_empty_task_is_named_before_it_sends_an_empty_system_message(db_path):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    next(b for b in at.button if b.label == "New empty recipe").click().run()
+    assert any("task specification is empty" in w.value for w in at.warning)
+    at.text_area(key="builder_task").set_value("You write reviews.").run()
+    assert not any("task specification is empty" in w.value for w in at.warning)
+
+
+def test_parent_value_files_group_values_by_parent():
+    from services.recipes.value_import import parse_parent_values
+
+    groups, bad = parse_parent_values("sub.csv", b"parent,value\npositive,great food\npositive,kind staff\nnegative,cold soup\nlonely\n")
+    assert {k: [v.text for v in vs] for k, vs in groups.items()} == {"positive": ["great food", "kind staff"], "negative": ["cold soup"]}
+    assert bad == ["line 5: expected two cells, parent,value; got ['lonely']"]
