@@ -91,7 +91,7 @@ if draft is None:
 plan = None
 try:
     size = plan_size(draft)
-    plan_view.plan_size_metrics(size, draft.sampling.strategy)
+    plan_view.plan_size_metrics(size, draft.sampling.strategy, draft)
     n_preview = st.number_input("Preview items", min_value=1, max_value=200, value=5, key="builder_pin_n")
     if draft.source is None:  # a recipe over a dataset's rows is planned from them: see "Test one row"
         plan = make_plan(draft, limit=int(n_preview))

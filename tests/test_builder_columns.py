@@ -92,3 +92,14 @@ def test_parent_value_files_group_values_by_parent():
     groups, bad = parse_parent_values("sub.csv", b"parent,value\npositive,great food\npositive,kind staff\nnegative,cold soup\nlonely\n")
     assert {k: [v.text for v in vs] for k, vs in groups.items()} == {"positive": ["great food", "kind staff"], "negative": ["cold soup"]}
     assert bad == ["line 5: expected two cells, parent,value; got ['lonely']"]
+
+
+def test_random_sampling_shows_the_items_each_value_got(db_path):
+    at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.radio(key="builder_strategy").set_value("random").run()
+    at.number_input(key="builder_n_items").set_value(40).run()
+    assert not at.exception, at.exception
+    exp = next(e for e in at.expander if e.label == "Items per value (random sampling)")
+    frames = [df.value for df in exp.dataframe]
+    assert len(frames) == 2 and all(int(f["items"].sum()) == 40 for f in frames)  # both dimensions, the whole plan
+    assert set(frames[0]["value"]) == {"positive", "negative"}
