@@ -23,8 +23,7 @@ def plan_size_metrics(size: PlanSize, strategy: str, recipe: Recipe | None = Non
             if counts is None:
                 st.caption("Not counted: the plan has more than 50,000 items.")
             for dim, by_value in (counts or {}).items():
-                st.caption(f"{dim}: items of the whole plan ({sum(by_value.values()):,}) per value")
-                st.dataframe(pd.DataFrame({"value": list(by_value), "items": list(by_value.values())}), hide_index=True)
+                st.text(f"{dim} ({sum(by_value.values()):,} items): " + " · ".join(f"{v} {n:,}" for v, n in by_value.items()))
 
 
 def preview_table(plan: Plan, dim_names: list[str]) -> pd.DataFrame:

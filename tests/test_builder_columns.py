@@ -100,6 +100,7 @@ def test_random_sampling_shows_the_items_each_value_got(db_path):
     at.number_input(key="builder_n_items").set_value(40).run()
     assert not at.exception, at.exception
     exp = next(e for e in at.expander if e.label == "Items per value (random sampling)")
-    frames = [df.value for df in exp.dataframe]
-    assert len(frames) == 2 and all(int(f["items"].sum()) == 40 for f in frames)  # both dimensions, the whole plan
-    assert set(frames[0]["value"]) == {"positive", "negative"}
+    lines = [t.value for t in exp.text]
+    assert [line.split(" (")[0] for line in lines] == ["sentiment", "genre"] and all("(40 items)" in line for line in lines)
+    counts = [int(part.rsplit(" ", 1)[1]) for part in lines[0].split(": ", 1)[1].split(" · ")]
+    assert sum(counts) == 40 and "positive" in lines[0] and "negative" in lines[0]  # the whole plan, per value
