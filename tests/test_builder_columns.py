@@ -104,3 +104,28 @@ def test_random_sampling_shows_the_items_each_value_got(db_path):
     assert [line.split(" (")[0] for line in lines] == ["sentiment", "genre"] and all("(40 items)" in line for line in lines)
     counts = [int(part.rsplit(" ", 1)[1]) for part in lines[0].split(": ", 1)[1].split(" · ")]
     assert sum(counts) == 40 and "positive" in lines[0] and "negative" in lines[0]  # the whole plan, per value
+
+
+@pytest.mark.browser
+def test_browser_columns_tab_and_graph(page):
+    """Open a column recipe in the real studio: the Columns tab and the drawn column graph."""
+    from tests.browser import screenshot, wait_for_app
+
+    page.goto(page.url.rstrip("/") + "/prompt_builder")
+    wait_for_app(page)
+    page.get_by_text("Open a recipe").click()
+    page.get_by_role("combobox", name="Demo recipe").click()
+    page.get_by_role("option", name="preference_pairs", exact=True).click()
+    page.get_by_role("button", name="Open demo").click()
+    wait_for_app(page)
+    page.get_by_role("tab", name="5 · Columns").click()
+    wait_for_app(page)
+    page.get_by_role("textbox", name="Rubric").first.wait_for()
+    assert screenshot(page, "builder_columns_tab", full_page=False).stat().st_size > 20_000
+    graph = page.locator('[data-testid="stGraphVizChart"] svg').first
+    graph.wait_for()
+    graph.scroll_into_view_if_needed()
+    drawn = graph.text_content()
+    assert "preference" in drawn and "candidates ×2" in drawn
+    assert screenshot(page, "builder_column_graph", full_page=False).stat().st_size > 20_000
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -133,6 +133,10 @@ def test_every_kind_runs_and_lands_as_one_row_per_sample_in_sql(store, mock):
         "SELECT messages, params, completion_tokens, attempts FROM samples WHERE run_id = ? AND step = 'quality' LIMIT 1", [run_id])[0]
     assert "Rubric: Is it clear?" in json.loads(msgs)[0]["content"]
     assert json.loads(params)["response_format"]["type"] == "json_schema" and tokens == 5 and attempts == 1
+    # the plan shows each item's first column exactly as it was sent
+    plan_msgs, sent = store.query("SELECT p.messages, s.messages FROM plan_items p JOIN samples s ON s.item_key = p.item_key"
+                                  " WHERE s.run_id = ? AND s.step = 'instruction' AND p.idx = 0", [run_id])[0]
+    assert json.loads(plan_msgs) == json.loads(sent)
     # candidates got their own temperatures
     temps = {json.loads(p)["temperature"] for (p,) in store.query("SELECT params FROM samples WHERE run_id = ? AND step LIKE 'answers#%'", [run_id])}
     assert temps == {0.2, 1.0}

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.recipes.columns import unknown_variables
+from services.recipes.columns import CALLING, SCHEMA_KINDS, schema_instruction, unknown_variables
 from services.recipes.demonstrations import DemoPicker, Embed
 from services.recipes.recipe import RESERVED_NAMES, Demo, Recipe, RecipeError
 from services.recipes.sampling import Condition, plan_size, sample_conditions
@@ -126,6 +126,14 @@ def make_plan(recipe: Recipe, limit: int | None = None, rows: list[dict[str, str
     conditions = source_conditions(recipe, rows, limit) if recipe.source else sample_conditions(recipe, limit)
     picker = DemoPicker(recipe.demos, embed)
     renderer = MessageRenderer(recipe)
+    first = recipe.columns[0] if recipe.columns and not recipe.user_template.strip() and not recipe.steps else None
+    if first is not None and first.kind in CALLING - {"pairwise"}:
+        # No template of its own: an item's messages are those of its first column (it can read
+        # only the condition and demos), as the runner sends them: preview and forecast are true.
+        renderer = MessageRenderer(recipe, system_template=first.system_template or recipe.system_template,
+                                   user_template=first.user_template)
+    else:
+        first = None
     # Demos use their own stream so changing k never changes the sampled conditions.
     rng = random.Random(f"demos:{recipe.sampling.seed}")
     items = []
@@ -137,6 +145,8 @@ def make_plan(recipe: Recipe, limit: int | None = None, rows: list[dict[str, str
         ids = [d.id for d in demos]
         try:
             msgs = renderer.messages(cond, demos, i, placeholders)
+            if first is not None:
+                msgs = _as_column(msgs, first)
         except TemplateProblem as exc:
             raise TemplateProblem(exc.template_name, f"{exc.message} (item {i}, condition {cond})", exc.line) from None
         items.append(PlanItem(i, item_key(rhash, i, cond, ids), cond, ids, msgs))
@@ -146,6 +156,16 @@ def make_plan(recipe: Recipe, limit: int | None = None, rows: list[dict[str, str
         return Plan(f"{plan_id_for(rhash)}-{digest}", rhash, "dataset", recipe.sampling.seed, len(items), items)
     size = plan_size(recipe)
     return Plan(plan_id_for(rhash), rhash, recipe.sampling.strategy, recipe.sampling.seed, size.cells, items)
+
+
+def _as_column(msgs: list[dict[str, str]], col: Any) -> list[dict[str, str]]:
+    """The messages as the runner sends a column: the schema instruction after the system
+    message of a structured kind, and no system message when it is empty."""
+    system = next((m["content"] for m in msgs if m["role"] == "system"), "")
+    if col.kind in SCHEMA_KINDS:
+        system = (system + "\n\n" if system.strip() else "") + schema_instruction(col)
+    user = [m for m in msgs if m["role"] == "user"]
+    return ([{"role": "system", "content": system}] if system.strip() else []) + user
 
 
 def template_report(recipe: Recipe) -> dict[str, dict[str, Any]]:
