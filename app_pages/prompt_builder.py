@@ -21,7 +21,7 @@ DEFAULT = Recipe(name="movie-reviews", task="Suppose you are a movie reviewer.",
                  user_template="Write a {{ sentiment }} review of a {{ genre }} movie.",
                  dimensions=[Dimension(name="sentiment", values=["positive", "negative"]),
                              Dimension(name="genre", values=["comedy", "horror", "drama"])])
-recipe_form.ensure_loaded(DEFAULT)
+recipe_form.ensure_loaded(DEFAULT, "the movie-review starter (open a demo, or start empty, here)")
 
 st.title("Prompt Builder")
 st.caption("A conditional prompt: a task specification, dimensions with values, demonstrations and a template, "

@@ -103,9 +103,9 @@ def load_recipe(recipe: Recipe, source: str = "") -> None:
     s[_k("source")] = source or recipe.name
 
 
-def ensure_loaded(default: Recipe) -> None:
+def ensure_loaded(default: Recipe, label: str = "new recipe") -> None:
     if _k("dims") not in _state():
-        load_recipe(default, "new recipe")
+        load_recipe(default, label)
 
 
 def loaded_hash() -> str | None:
