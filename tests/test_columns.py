@@ -161,3 +161,17 @@ def test_invalid_answers_are_retried_then_stored_as_failures_with_the_error(stor
     before = mock.state.completions_ok
     out = _run(store, run_id, mock.url)
     assert out.failed == 1 and mock.state.completions_ok - before == 3  # three answers for 'label' of item 1, nothing else
+
+
+def test_a_preview_forecast_counts_the_requests_of_every_column(store, mock):
+    from services.generation.forecast import preview_forecast
+
+    rec = _recipe([
+        {"name": "q", "user_template": "Ask about {{ topic }} {{ index }}"},
+        {"name": "v", "kind": "structured", "n": 3, "output_schema": LABEL_SCHEMA, "user_template": "Label {{ q }}"},
+        {"name": "e", "kind": "expression", "expression": "{{ v.label }}"},
+    ])
+    run_id = plan_run(store, rec, base_url=mock.url, item_limit=2)
+    _run(store, run_id, mock.url)
+    f = preview_forecast(store, run_id, n_items=10, concurrency=4, price=None)
+    assert f.requests == 10 * 4  # 1 + 3 votes per item; the expression, the tally and the output row are not requests

@@ -278,10 +278,14 @@ def item_trace(store: Store, run_id: str, item_idx: int = 0, sample_idx: int = 0
 def request_timings(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Every successful request of a run in the order it ended, with its latency and the time since
     the request that ended before it (None for the first): what a forecast measures speed from."""
-    cols = ["item_idx", "sample_idx", "step", "prompt_tokens", "completion_tokens", "latency_ms", "gap_ms"]
+    cols = ["item_idx", "sample_idx", "step", "prompt_tokens", "completion_tokens", "latency_ms", "gap_ms", "request"]
+    # A column row with no attempt (an expression, a vote's tally, a sample's output row copying a
+    # column) was not a request: ``request`` is False there.
     rows = store.query(
         "SELECT item_idx, sample_idx, step, prompt_tokens, completion_tokens, latency_ms,"
-        " date_diff('microsecond', lag(created_at) OVER (ORDER BY created_at), created_at) / 1000.0"
+        " date_diff('microsecond', lag(created_at) OVER (PARTITION BY column_kind IS NULL OR coalesce(attempts, 1) > 0"
+        "  ORDER BY created_at), created_at) / 1000.0,"
+        " column_kind IS NULL OR coalesce(attempts, 1) > 0"
         " FROM samples WHERE run_id = ? AND error IS NULL ORDER BY created_at, item_idx, sample_idx",
         [run_id],
     )
