@@ -129,3 +129,26 @@ def test_browser_columns_tab_and_graph(page):
     assert "preference" in drawn and "candidates ×2" in drawn
     assert screenshot(page, "builder_column_graph", full_page=False).stat().st_size > 20_000
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_the_generate_page_runs_an_annotation_recipe_over_its_shipped_rows(app_env, mock):
+    import time
+
+    gen = str(Path(__file__).resolve().parent.parent / "app_pages" / "generate.py")
+    at = AppTest.from_file(gen, default_timeout=60).run()
+    at.selectbox(key="generate_recipe").set_value("demo: label_first_lines").run()
+    assert not at.exception, at.exception
+    assert any("16 rows of dataset 'first-lines'" in c.value and "tone → label" in c.value for c in at.caption)
+    at.selectbox(key="generate_backend").set_value("custom").run()
+    at.text_input(key="generate_base_url_custom").set_value(mock.url).run()
+    at.text_input(key="generate_model_custom").set_value("mock-model").run()
+    at.number_input(key="generate_n_preview").set_value(2).run()
+    at.button(key="generate_preview").click().run()
+    for _ in range(100):
+        if {m.label: m.value for m in at.metric}.get("Generated") == "2":
+            break
+        time.sleep(0.2)
+        at.run()
+    assert not at.exception, at.exception
+    assert {m.label: m.value for m in at.metric}["Generated"] == "2"
+    assert mock.state.completions_ok == 2 * 3  # three votes per row
