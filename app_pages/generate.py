@@ -10,6 +10,7 @@ from functools import partial
 
 import streamlit as st
 
+from components.generate_batch import batch_panel
 from components.generate_proposals import proposals_panel
 from components.generate_recipe import recipe_picker, rendered_prompts
 from components.generate_run import live_run, pick_run, rename_box, run_controls
@@ -98,10 +99,11 @@ c1, c2 = st.columns([1, 3])
 n_preview = c1.number_input("Preview items", 1, 20, 3, key="generate_n_preview")
 if c2.button("Generate preview", key="generate_preview"):
     start(int(n_preview), f"{recipe.name} preview")
-forecast_view("Rough forecast", rough_forecast(
+rough = rough_forecast(
     picked.preview.items, picked.n_items, model_settings.samples_per_item, len(picked.steps), model_settings.max_tokens,
     price, speed=past_speed(store, cfg.preset, run_cfg.model, is_local), parallel=parallel, model=run_cfg.model,
-    rpm=settings.rpm, tpm=settings.tpm))
+    rpm=settings.rpm, tpm=settings.tpm)
+forecast_view("Rough forecast", rough)
 preview_id = st.session_state.get("generate_preview_run")
 if preview_id and not jobs.is_active(preview_id):
     forecast_view("Forecast from the preview", preview_forecast(store, preview_id, picked.n_items, parallel, price,
@@ -127,6 +129,8 @@ if runs:
     live_run(store, jobs, run.run_id, active)
 else:
     st.caption("No runs yet.")
+batch_panel(store, secrets, rough, (cfg.preset, run_cfg.model), run if runs else None,
+            lambda c: prepare_run(store, recipe, c, settings, model=model_settings, name=f"{recipe.name} batch", price_how=PAGE_HOW))
 
 
 # 6. Propose values -------------------------------------------------------------------------

@@ -77,7 +77,8 @@ def params_form(defaults: Any, budget_note: str | None = None) -> dict[str, Any]
     tpm = d[2].number_input("Tokens/min (0: no limit)", 0, 100_000_000, 0, key="generate_tpm")
     timeout = d[3].number_input("Timeout per request (s)", 1, 3600, 120, key="generate_timeout")
     budget = d[4].number_input("Budget cap, USD (0: none)", 0.0, 100_000.0, 0.0, 0.5, key="generate_budget",
-                               help="No new request is sent once this much is spent; the model needs a price.")
+                               help="Never passed: a request starts only if its worst case (every prompt byte a token, the answer "
+                               "at max tokens) fits with what is spent and in flight. The model needs a price.")
     if budget and budget_note:
         d[4].caption(budget_note)
     return {"temperature": temperature, "top_p": top_p, "max_tokens": int(max_tokens), "seed": None if seed < 0 else int(seed),

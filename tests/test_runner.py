@@ -69,12 +69,25 @@ def test_errors_are_recorded_per_item(store):
     assert bad and all("fake failure" in r["error"] for r in bad) and out.failed == len(bad)
 
 
-def test_budget_cap_stops_the_run(store):
-    set_prices(store, {"mock-model": Price(0.0, 1_000_000.0)})  # $4 per sample (4 completion tokens)
-    run_id = plan_run(store, recipe(n_items=20), concurrency=1, budget_usd=10.0)
+def test_budget_cap_stops_the_run_before_a_request_that_could_pass_it(store):
+    set_prices(store, {"mock-model": Price(0.0, 1_000_000.0)})  # $4 per sample (4 completion tokens), $16 at max_tokens
+    run_id = plan_run(store, recipe(n_items=20), concurrency=1, budget_usd=40.0)
     out = asyncio.run(execute_run(store, run_id, FakeBackend()))
     assert out.status == "cancelled" and "budget" in out.message
-    assert progress(store, get_run(store, run_id)).done == 3  # 4, 8, 12 >= 10: stops after the third
+    assert progress(store, get_run(store, run_id)).done == 7  # starts while spent + $16 <= $40: 0, 4, …, 24
+    assert out.cost_usd == 28.0
+
+
+def test_budget_cap_holds_with_requests_in_flight(store):
+    set_prices(store, {"mock-model": Price(0.0, 1_000_000.0)})
+    run_id = plan_run(store, recipe(n_items=40), concurrency=4, budget_usd=40.0)
+    fake = FakeBackend(delay=0.02)
+    out = asyncio.run(execute_run(store, run_id, fake))
+    spent = store.scalar("SELECT sum(cost_usd) FROM samples WHERE run_id = ?", [run_id])
+    assert out.status == "cancelled" and fake.max_in_flight > 1
+    # In flight counted at its worst case: a request waits for room, and the run stops only when even
+    # an idle run could not afford one more ($16), so it ends between $24 and $40.
+    assert 40.0 - 16 < spent <= 40.0 and spent == out.cost_usd
 
 
 def test_cancel_stops_in_flight_work_and_resume_fills_the_rest(store):

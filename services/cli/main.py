@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     from services.cli.curate import add_parser as add_curate
 
     add_curate(sub)
+    from services.cli.batch import add_parser as add_batch
+
+    add_batch(sub)
     return parser
 
 
@@ -211,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.cli.curate import cmd_curate
 
         return cmd_curate(args)
+    if args.command == "batch":
+        from services.cli.batch import cmd_batch
+
+        return cmd_batch(args)
     return 2
 
 

@@ -137,11 +137,27 @@ def estimate_tokens(messages: list[dict[str, str]], max_tokens: int) -> int:
     return sum(len(m.get("content", "")) for m in messages) // 4 + max_tokens
 
 
+def prompt_token_bound(messages: list[dict[str, str]]) -> int:
+    """An upper bound on a prompt's tokens: a byte-level BPE token covers at least one byte, plus the
+    chat format's few tokens per message. Loose on purpose: the budget must hold whatever the tokenizer."""
+    return sum(len(m.get("content", "").encode("utf-8")) + 8 for m in messages) + 8
+
+
+def worst_case_cost(price: Price, messages: list[dict[str, str]], max_tokens: int) -> float:
+    """The most one request can cost: every byte a prompt token and the completion at max_tokens."""
+    return price.cost(prompt_token_bound(messages), max_tokens)
+
+
+class _OverBudget(Exception):
+    """Inside a unit: the budget cap leaves no room for its next request (the run is stopping)."""
+
+
 @dataclass
 class _State:
     generated: int = 0
     failed: int = 0
     spent: float = 0.0
+    reserved: float = 0.0  # worst-case cost of the requests in flight
     stop: str | None = None  # why no new work is started
     stop_status: str = "failed"
     buffer: list[dict[str, Any]] = field(default_factory=list)
@@ -222,6 +238,37 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
                 raise RunStop(describe_error(exc, run.base_url or "")) from exc
             return None, describe_error(exc, run.base_url or ""), (time.perf_counter() - t0) * 1000, tally.attempts
 
+    released = asyncio.Condition()  # signalled when a reservation ends or the run stops
+
+    async def paid_call(msgs: list[dict[str, str]], params: dict[str, Any]
+                        ) -> tuple[Completion | None, str | None, float, int] | None:
+        """``call`` under the budget: a request starts only if what is spent, what is in flight and
+        its own worst case all fit under the cap; None (and the run stops) when it does not."""
+        hold = worst_case_cost(price, msgs, int(params.get("max_tokens") or 256)) if budget is not None else 0.0
+        async with released:
+            # Wait while requests in flight might use the room; stop once even an idle run would not fit.
+            await released.wait_for(lambda: budget is None or state.spent + state.reserved + hold <= budget
+                                    or state.spent + hold > budget or state.stop is not None)
+            if budget is not None and (state.stop is not None or state.spent + hold > budget):
+                if state.stop is None:
+                    state.stop = (f"Stopped at the budget cap: ${state.spent:.4f} spent of ${budget:.4f}; "
+                                  f"the next request could cost up to ${hold:.4f}.")
+                    state.stop_status = "cancelled"
+                released.notify_all()
+                return None
+            state.reserved += hold
+        answer = None
+        try:
+            answer = await call(msgs, params)
+            return answer
+        finally:
+            # The cost is booked in the same step as the reservation ends, so no waiter sees neither.
+            if answer is not None and answer[0] is not None:
+                state.spent += price.cost(answer[0].prompt_tokens, answer[0].completion_tokens)
+            state.reserved -= hold
+            async with released:
+                released.notify_all()
+
     def fail_unit(item: PlanItem, s: int, params: dict[str, Any], message: str) -> None:
         if out_name is not None:  # the sample's output row says why it has no text
             state.buffer.append(row(item, s, "output", item.messages, params, None, message, None))
@@ -229,7 +276,8 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
 
     async def ask(col: Column, sub: str, j: int, item: PlanItem, s: int, msgs: list[dict[str, str]],
                   params: dict[str, Any]) -> tuple[Any, str | None, dict[str, Any]]:
-        """One call of a column (with its validation retries), its row buffered; (value, error)."""
+        """One call of a column (with its validation retries), its row buffered; (value, error, row).
+        Raises ``_OverBudget`` when the budget cap leaves no room for the next request."""
         p = dict(params)
         if col.temperature is not None:
             p["temperature"] = col.temperature
@@ -254,15 +302,15 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
             sent = {k: v for k, v in p.items() if k != "response_format"}
             if "response_format" in p:
                 sent["extra_body"] = {"response_format": p["response_format"]}
-            res, err, lat, tries = await call(msgs, sent)
+            if (answer := await paid_call(msgs, sent)) is None:
+                raise _OverBudget  # this answer was not asked: the sample is left missing
+            res, err, lat, tries = answer
             tries_total += tries
             if res is None:
                 break
             tokens_in += res.prompt_tokens or 0
             tokens_out += res.completion_tokens or 0
-            cost = price.cost(res.prompt_tokens, res.completion_tokens)
-            spent += cost
-            state.spent += cost
+            spent += price.cost(res.prompt_tokens, res.completion_tokens)  # paid_call booked it on the run
             if schema is None:
                 value, err = res.text, None
                 break
@@ -311,7 +359,10 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
                 if sub != col.name and sub_key in have:
                     got.append(stored_value(col, *have[sub_key]))
                     continue
-                value, err, last = await ask(col, sub, j, item, s, msgs, params)
+                try:
+                    value, err, last = await ask(col, sub, j, item, s, msgs, params)
+                except _OverBudget:
+                    return  # over the budget: left missing, a resume with a larger cap generates it
                 if err is None:
                     got.append(value)
                 else:
@@ -339,8 +390,6 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
             state.buffer.append(row(item, s, "output", shown.get(out_name, item.messages), params,
                                     Completion(text, None, None, None, 0.0), None, None, kind="output"))
         state.generated += 1
-        if budget is not None and state.spent >= budget and state.stop is None:
-            state.stop, state.stop_status = f"Stopped at the budget cap: ${state.spent:.4f} spent of ${budget:.4f}.", "cancelled"
 
     async def worker() -> None:
         while state.stop is None:

@@ -21,7 +21,7 @@ from services.recipes.columns import (
 )
 from services.recipes.plan import MessageRenderer, PlanItem
 from services.recipes.recipe import Recipe
-from services.recipes.templating import CompiledTemplate, compile_template, render
+from services.recipes.templating import CompiledTemplate, TemplateProblem, compile_template, render
 
 
 class ColumnRenderer:
@@ -81,5 +81,9 @@ class StepRenderer(ColumnRenderer):
         self.step_names = [s.name for s in recipe.steps]
 
     def messages(self, step: str | Column, item: PlanItem, outputs: dict[str, Any], prompts: dict[str, str] | None = None) -> list[dict[str, str]]:  # type: ignore[override]
-        col = step if isinstance(step, Column) else next(c for c in self.columns if c.name == step)
+        col = step if isinstance(step, Column) else next((c for c in self.columns if c.name == step), None)
+        if col is None or (self.recipe.columns and not isinstance(step, Column)):
+            # Callers by step name (provider batches) know text steps and the output only.
+            raise TemplateProblem(str(step), "this recipe has columns (structured, judges, candidates...): "
+                                  "only a live run generates them")
         return super().messages(col, item, outputs, prompts)
