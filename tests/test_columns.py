@@ -175,3 +175,25 @@ def test_a_preview_forecast_counts_the_requests_of_every_column(store, mock):
     _run(store, run_id, mock.url)
     f = preview_forecast(store, run_id, n_items=10, concurrency=4, price=None)
     assert f.requests == 10 * 4  # 1 + 3 votes per item; the expression, the tally and the output row are not requests
+
+
+def test_a_budget_cap_leaves_columns_missing_and_a_resume_pays_only_for_them(store, mock):
+    from services.generation.run_store import Price, set_price
+
+    set_price(store, "mock-model", Price(1000.0, 1000.0))  # $0.001 per token: a few requests fit
+    rec = _recipe([{"name": "q", "user_template": "Ask about {{ topic }} {{ index }}"},
+                   {"name": "v", "kind": "structured", "output_schema": LABEL_SCHEMA, "user_template": "Label {{ q }}"}], n_items=6)
+    run_id = plan_run(store, rec, base_url=mock.url, concurrency=1, budget_usd=0.5)
+    out = _run(store, run_id, mock.url)
+    assert out.status == "cancelled" and "budget cap" in out.message and out.failed == 0
+    spent = store.scalar("SELECT sum(cost_usd) FROM samples WHERE run_id = ?", [run_id])
+    assert spent <= 0.5  # the worst case of every request was reserved before it was sent
+    assert 0 < out.generated < 6
+    before = mock.state.completions_ok
+    paid_rows = store.scalar("SELECT count(*) FROM samples WHERE run_id = ? AND attempts > 0", [run_id])
+    with store.write() as cur:  # the cap lifted, as a resume with a larger budget would
+        cur.execute("UPDATE runs SET budget_usd = NULL WHERE run_id = ?", [run_id])
+    out = _run(store, run_id, mock.url)
+    assert out.status == "finished" and store.scalar(
+        "SELECT count(*) FROM samples WHERE run_id = ? AND step = 'output' AND error IS NULL", [run_id]) == 6
+    assert mock.state.completions_ok - before == 6 * 2 - paid_rows  # nothing written before is asked again
