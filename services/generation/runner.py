@@ -148,8 +148,10 @@ def worst_case_cost(price: Price, messages: list[dict[str, str]], max_tokens: in
     return price.cost(prompt_token_bound(messages), max_tokens)
 
 
-class _OverBudget(Exception):
+class _OverBudget(StudioError):
     """Inside a unit: the budget cap leaves no room for its next request (the run is stopping)."""
+
+    title = "Stopped at the budget cap"
 
 
 @dataclass
