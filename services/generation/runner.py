@@ -246,7 +246,12 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
                         ) -> tuple[Completion | None, str | None, float, int] | None:
         """``call`` under the budget: a request starts only if what is spent, what is in flight and
         its own worst case all fit under the cap; None (and the run stops) when it does not."""
-        hold = worst_case_cost(price, msgs, int(params.get("max_tokens") or 256)) if budget is not None else 0.0
+        if budget is None:  # nothing to reserve: no lock and no wake-ups per request
+            answer = await call(msgs, params)
+            if answer[0] is not None:
+                state.spent += price.cost(answer[0].prompt_tokens, answer[0].completion_tokens)
+            return answer
+        hold = worst_case_cost(price, msgs, int(params.get("max_tokens") or 256))
         async with released:
             # Wait while requests in flight might use the room; stop once even an idle run would not fit.
             await released.wait_for(lambda: budget is None or state.spent + state.reserved + hold <= budget
