@@ -197,3 +197,15 @@ def test_a_budget_cap_leaves_columns_missing_and_a_resume_pays_only_for_them(sto
     assert out.status == "finished" and store.scalar(
         "SELECT count(*) FROM samples WHERE run_id = ? AND step = 'output' AND error IS NULL", [run_id]) == 6
     assert mock.state.completions_ok - before == 6 * 2 - paid_rows  # nothing written before is asked again
+
+
+def test_a_failed_step_of_a_legacy_recipe_marks_its_sample_failed(store):
+    from tests.run_helpers import FakeBackend
+
+    rec = recipe(n_items=6, modes=["ok", "bad"], steps=[{"name": "draft", "user_template": "Draft {{ topic }} {{ mode }} {{ index }}"}])
+    run_id = plan_run(store, rec)
+    out = asyncio.run(execute_run(store, run_id, FakeBackend(fail="bad")))
+    p = progress(store, get_run(store, run_id))
+    assert p.done + p.failed == 6 and p.failed == out.failed > 0
+    errors = [e for (e,) in store.query("SELECT error FROM samples WHERE run_id = ? AND step = 'output' AND error IS NOT NULL", [run_id])]
+    assert len(errors) == p.failed and all(e.startswith("column 'draft' failed") for e in errors)

@@ -276,8 +276,10 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
             async with released:
                 released.notify_all()
 
-    def fail_unit(item: PlanItem, s: int, params: dict[str, Any], message: str) -> None:
-        if out_name is not None:  # the sample's output row says why it has no text
+    def fail_unit(item: PlanItem, s: int, params: dict[str, Any], message: str, written: bool = False) -> None:
+        """The sample's output row says why it has no text (``written``: the failed call was the
+        output column's own, whose row with its error is buffered already)."""
+        if not written:
             state.buffer.append(row(item, s, "output", item.messages, params, None, message, None))
         state.failed += 1
 
@@ -377,7 +379,8 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
                     if col.kind == "candidates" or len(subs) == 1:
                         break
             if not got or (col.kind == "candidates" and errors):
-                fail_unit(item, s, params, f"column '{col.name}' failed: {errors[0] if errors else 'no answer'}")
+                fail_unit(item, s, params, f"column '{col.name}' failed: {errors[0] if errors else 'no answer'}",
+                          written=col.name == "output" and len(subs) == 1)
                 return
             if len(subs) > 1:  # the column's own row: the candidates, or the vote of its answers
                 value = got if col.kind == "candidates" else vote(col, got)
