@@ -68,7 +68,7 @@ def start(limit: int | None, name: str) -> None:
         st.error(refusal)  # a budget on a model with no price: refused before anything is written or sent
         return
     run_id = prepare_run(store, recipe, run_cfg, settings, model=model_settings, budget_usd=p["budget_usd"],
-                         item_limit=limit, name=name)
+                         item_limit=limit, name=name, rows=picked.rows)
     jobs.start(run_id, run_backend(store, run_id, run_cfg, local, settings.concurrency))
     st.session_state["generate_run"] = run_id
     st.session_state["generate_run_pick"] = run_id  # show the new run, whatever run was picked before

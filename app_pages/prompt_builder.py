@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import plan_view, recipe_form, versions
+from components import column_editor, plan_view, recipe_form, versions
 from components.flash import flash, show_flash
-from resources import get_store
+from resources import get_local_server, get_store
 from services.demo.recipe_files import demo_recipe_files, load_demo_recipe
+from services.recipes.columns import graph_dot
 from services.recipes.plan import make_plan, template_report
 from services.recipes.recipe import Dimension, Recipe, RecipeError
 from services.recipes.recipe_yaml import from_yaml, to_yaml
@@ -20,7 +21,7 @@ DEFAULT = Recipe(name="movie-reviews", task="Suppose you are a movie reviewer.",
                  user_template="Write a {{ sentiment }} review of a {{ genre }} movie.",
                  dimensions=[Dimension(name="sentiment", values=["positive", "negative"]),
                              Dimension(name="genre", values=["comedy", "horror", "drama"])])
-recipe_form.ensure_loaded(DEFAULT)
+recipe_form.ensure_loaded(DEFAULT, "the movie-review starter (open a demo, or start empty, here)")
 
 st.title("Prompt Builder")
 st.caption("A conditional prompt: a task specification, dimensions with values, demonstrations and a template, "
@@ -66,7 +67,7 @@ report = template_report(draft) if draft else None
 dim_names = [d.name for d in draft.dimensions] if draft else [
     st.session_state.get(f"builder_dim_{u}_name", "") for u in st.session_state["builder_dims"]]
 
-tabs = st.tabs(["1 · Task & templates", "2 · Dimensions", "3 · Demonstrations", "4 · Sampling"])
+tabs = st.tabs(["1 · Task & templates", "2 · Dimensions", "3 · Demonstrations", "4 · Sampling", "5 · Columns"])
 with tabs[0]:
     recipe_form.task_and_templates(report)
     for m in result.problems.get("general", []):
@@ -77,6 +78,8 @@ with tabs[2]:
     recipe_form.demos_editor(result.problems, dim_names)
 with tabs[3]:
     recipe_form.sampling_editor(result.problems)
+with tabs[4]:
+    column_editor.columns_editor(result.problems.get("columns", []), ["output"] if st.session_state.get("builder_user", "").strip() else [])
 
 st.divider()
 st.subheader("Plan")
@@ -88,11 +91,17 @@ if draft is None:
 plan = None
 try:
     size = plan_size(draft)
-    plan_view.plan_size_metrics(size, draft.sampling.strategy)
+    plan_view.plan_size_metrics(size, draft.sampling.strategy, draft)
     n_preview = st.number_input("Preview items", min_value=1, max_value=200, value=5, key="builder_pin_n")
-    plan = make_plan(draft, limit=int(n_preview))
+    if draft.source is None:  # a recipe over a dataset's rows is planned from them: see "Test one row"
+        plan = make_plan(draft, limit=int(n_preview))
 except (RecipeError, TemplateProblem) as exc:
     st.error(str(exc), icon=":material/error:")
+if draft.columns or draft.steps or draft.source:
+    st.caption("Column graph: dimensions → columns → judges.")
+    column_editor.column_graph(graph_dot(draft))
+with st.expander("Test one row", icon=":material/science:"):
+    column_editor.test_row_panel(store, draft, get_local_server())
 
 if plan is not None and plan.items:
     st.caption(f"The first {len(plan.items)} items, rendered exactly as they would be sent.")
@@ -116,6 +125,7 @@ with c1:
         if st.button("Save as a new version", type="primary", icon=":material/save:"):
             v = save_version(store, draft, parent_hash=recipe_form.loaded_hash(), note=note)
             st.session_state["builder_loaded_hash"] = v.recipe_hash
+            st.session_state["builder_source"] = f"saved version {v.label}"  # the header names what was saved
             st.rerun()
     st.download_button("Export YAML", icon=":material/download:", data=to_yaml(draft), file_name=f"{draft.name}.yaml", mime="application/x-yaml")
 with c2:

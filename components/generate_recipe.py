@@ -8,11 +8,13 @@ from typing import Any
 
 import streamlit as st
 
+from services.core.errors import StudioError
+from services.data.rows import source_rows
 from services.demo.recipe_files import demo_recipe_files, load_demo_recipe
+from services.recipes.columns import effective_columns
 from services.recipes.plan import Plan, make_plan
-from services.recipes.recipe import Recipe, RecipeError
+from services.recipes.recipe import Recipe
 from services.recipes.sampling import plan_size, sample_conditions
-from services.recipes.templating import TemplateProblem
 from services.recipes.version_store import list_versions, load_version
 
 
@@ -22,7 +24,8 @@ class PickedRecipe:
     parent_hash: str | None  # the saved version it came from; None for a demo recipe
     preview: Plan            # the first few items, rendered as they would be sent
     n_items: int
-    steps: list[str]         # the recipe's steps, then "output"
+    steps: list[str]         # the model calls of one item, in order (a column asked n times counts n)
+    rows: list[dict[str, str]] | None = None  # an annotation recipe's dataset rows
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -50,16 +53,22 @@ def recipe_picker(store: Any) -> PickedRecipe | None:
         st.info("No recipe yet: build one in the Prompt Builder.")
         return None
     kind, ref = sources[st.selectbox("Recipe", list(sources), key="generate_recipe")]
+    rows = None
     try:
         recipe = load_version(store, ref) if kind == "saved" else load_demo_recipe(ref)
-        preview = make_plan(recipe, limit=5)
-    except (RecipeError, TemplateProblem) as exc:
+        if (src := recipe.source) is not None:  # annotation: the dataset's rows are the items
+            rows = source_rows(store, src.dataset, file=src.file, text_column=src.text_column,
+                               attribute_columns=src.attribute_columns, limit=src.limit)
+        preview = make_plan(recipe, limit=5, rows=rows)
+    except StudioError as exc:
         st.error(f"This recipe cannot be planned: {exc}")
         return None
-    n_items = _n_items(recipe)
-    steps = [s.name for s in recipe.steps] + ["output"]
-    st.caption(f"{n_items:,} plan items · steps: {' → '.join(steps)}")
-    return PickedRecipe(recipe, ref if kind == "saved" else None, preview, n_items, steps)
+    n_items = len(rows) if rows is not None else _n_items(recipe)
+    cols = effective_columns(recipe)
+    steps = [sub for c in cols for sub in c.sub_names() if c.calls()]
+    where = f"rows of dataset '{recipe.source.dataset}'" if recipe.source else "plan items"
+    st.caption(f"{n_items:,} {where} · columns: {' → '.join(c.name for c in cols)} ({len(steps)} model call(s) per item)")
+    return PickedRecipe(recipe, ref if kind == "saved" else None, preview, n_items, steps, rows)
 
 
 def rendered_prompts(plan: Plan) -> None:

@@ -6,16 +6,24 @@ import pandas as pd
 import streamlit as st
 
 from services.recipes.plan import Plan
-from services.recipes.sampling import PlanSize
+from services.recipes.recipe import Recipe
+from services.recipes.sampling import PlanSize, value_counts
 
 
-def plan_size_metrics(size: PlanSize, strategy: str) -> None:
+def plan_size_metrics(size: PlanSize, strategy: str, recipe: Recipe | None = None) -> None:
     c = st.columns(3)
     c[0].metric("Cells in the grid", f"{size.cells:,}")
     c[1].metric("Items in the plan", f"{size.items:,}" if size.items is not None else ("computed on preview" if size.materialisable else "—"))
     c[2].metric("Cells excluded by rules", f"{size.excluded_cells:,}" if size.excluded_cells is not None else "—")
     if size.note:
         (st.warning if not size.materialisable or "more than" in size.note else st.caption)(size.note)
+    if recipe is not None and strategy == "random" and recipe.dimensions:
+        counts = value_counts(recipe)
+        with st.expander("Items per value (random sampling)"):
+            if counts is None:
+                st.caption("Not counted: the plan has more than 50,000 items.")
+            for dim, by_value in (counts or {}).items():
+                st.text(f"{dim} ({sum(by_value.values()):,} items): " + " · ".join(f"{v} {n:,}" for v, n in by_value.items()))
 
 
 def preview_table(plan: Plan, dim_names: list[str]) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from components import column_editor
 from services.recipes.recipe import (
     Demo,
     DemoSettings,
@@ -27,7 +28,14 @@ from services.recipes.recipe import (
     dimension_problems,
 )
 from services.recipes.sampling import rule_problems
-from services.recipes.value_import import UploadError, format_value_lines, parse_demos, parse_value_lines, parse_values_file
+from services.recipes.value_import import (
+    UploadError,
+    format_value_lines,
+    parse_demos,
+    parse_parent_values,
+    parse_value_lines,
+    parse_values_file,
+)
 
 P = "builder_"
 STRATEGY_HELP = {
@@ -89,13 +97,15 @@ def load_recipe(recipe: Recipe, source: str = "") -> None:
     s[_k("rules")] = "\n".join(recipe.sampling.exclusions)
     s[_k("model")] = json.dumps(recipe.model.model_dump(mode="json"))
     s[_k("steps")] = json.dumps([st_.model_dump(mode="json") for st_ in recipe.steps])
+    s[_k("source_json")] = json.dumps(recipe.source.model_dump(mode="json")) if recipe.source else ""
+    column_editor.load_columns(recipe.columns, recipe.output_column)
     s[_k("loaded_hash")] = recipe.content_hash()
     s[_k("source")] = source or recipe.name
 
 
-def ensure_loaded(default: Recipe) -> None:
+def ensure_loaded(default: Recipe, label: str = "new recipe") -> None:
     if _k("dims") not in _state():
-        load_recipe(default, "new recipe")
+        load_recipe(default, label)
 
 
 def loaded_hash() -> str | None:
@@ -117,6 +127,10 @@ def task_and_templates(variables_report: dict[str, dict] | None) -> None:
     with c1:
         st.text_area("System message template (Jinja2)", key=_k("system"), height=140)
         _template_info(variables_report, "system")
+        s = _state()
+        if "task" in s.get(_k("system"), "") and not s.get(_k("task"), "").strip():
+            st.warning("The task specification is empty, so the system message built from it will be empty: "
+                       "write the task above, or clear the system template.", icon=":material/warning:")
     with c2:
         st.text_area("User message template (Jinja2)", key=_k("user"), height=140,
                      help="Use dimensions as `{{ name }}`, derived values like `{{ length|int + 50 }}`, "
@@ -190,11 +204,31 @@ def _uploaded_values(uid: str, target: str) -> None:
         return
     current = s.get(target, "").rstrip("\n")
     added = format_value_lines(parsed.values)
-    s[target] = (current + "\n" + added).strip("\n") if current else added
-    msg = f"Added {len(parsed.values)} values from {f.name}."
+    replace = s.get(_k("dim", uid, "upload_mode")) == "Replace"
+    s[target] = (current + "\n" + added).strip("\n") if current and not replace else added
+    msg = f"{'Replaced the values with' if replace else 'Added'} {len(parsed.values)} values from {f.name}."
     if parsed.problems:
         msg += f" Skipped {len(parsed.problems)} lines: " + "; ".join(parsed.problems[:5])
     s[_k("dim", uid, "upload_msg")] = ("warning" if parsed.problems else "success", msg)
+
+
+def _uploaded_parent_values(uid: str, parent: str) -> None:
+    """A ``parent,value`` file fills the per-parent value lists (replacing those it names)."""
+    s = _state()
+    f = s.get(_k("dim", uid, "pupload"))
+    if f is None:
+        return
+    try:
+        groups, bad = parse_parent_values(f.name, f.getvalue())
+    except UploadError as exc:
+        s[_k("dim", uid, "upload_msg")] = ("error", str(exc))
+        return
+    for pv, vals in groups.items():
+        s[_k("dim", uid, "for", pv)] = format_value_lines(vals)
+    msg = f"Set the values for {len(groups)} value(s) of {parent} from {f.name}."
+    if bad:
+        msg += f" Skipped {len(bad)} lines: " + "; ".join(bad[:5])
+    s[_k("dim", uid, "upload_msg")] = ("warning" if bad else "success", msg)
 
 
 def dimensions_editor(problems: dict[str, list[str]]) -> None:
@@ -235,11 +269,19 @@ def dimensions_editor(problems: dict[str, list[str]]) -> None:
                 cols = st.columns(min(3, max(1, len(pvals))))
                 for i, pv in enumerate(pvals):
                     cols[i % len(cols)].text_area(f"Values when {parent} = {pv}", key=_k("dim", uid, "for", pv), height=110)
+                st.file_uploader(f"Set values from a two-column CSV: {parent},value", type=["csv"],
+                                 key=_k("dim", uid, "pupload"), on_change=_uploaded_parent_values, args=(uid, parent))
+                msg = s.pop(_k("dim", uid, "upload_msg"), None)
+                if msg:
+                    getattr(st, msg[0])(msg[1])
             else:
                 target = _k("dim", uid, "values")
                 st.text_area("Values: one per line; optional weight as `value | 2`", key=target, height=110)
-                st.file_uploader("Add values from a .txt, .csv or .jsonl file", type=["txt", "csv", "jsonl"],
+                u1, u2 = st.columns([4, 1])
+                u1.file_uploader("Values from a .txt, .csv or .jsonl file", type=["txt", "csv", "jsonl"],
                                  key=_k("dim", uid, "upload"), on_change=_uploaded_values, args=(uid, target))
+                u2.radio("On upload", ["Append", "Replace"], key=_k("dim", uid, "upload_mode"),
+                         help="Append adds the file's values to those above; Replace puts the file's values instead.")
                 msg = s.pop(_k("dim", uid, "upload_msg"), None)
                 if msg:
                     getattr(st, msg[0])(msg[1])
@@ -280,9 +322,11 @@ def demos_editor(problems: dict[str, list[str]], dim_names: list[str]) -> None:
         getattr(st, msg[0])(msg[1])
     c = st.columns(3)
     c[0].number_input("k demonstrations per prompt", min_value=0, max_value=50, key=_k("demo_k"))
-    c[1].selectbox("Chosen", ["random", "stratified", "matching"], key=_k("demo_strategy"),
+    c[1].selectbox("Chosen", ["random", "stratified", "matching", "nearest", "diverse"], key=_k("demo_strategy"),
                    format_func={"random": "at random", "stratified": "stratified (spread over a dimension's values)",
-                                "matching": "matching the item's value of a dimension"}.get)
+                                "matching": "matching the item's value of a dimension",
+                                "nearest": "nearest (most similar to the item)",
+                                "diverse": "diverse (similar, but unlike each other: MMR)"}.get)
     opts = ["(none)", *dim_names]
     if s.get(_k("demo_by")) not in opts:
         s[_k("demo_by")] = "(none)"
@@ -385,9 +429,15 @@ def read_recipe() -> FormResult:
                         exclusions=[r.strip() for r in s.get(_k("rules"), "").splitlines() if r.strip()])
     model = ModelSettings.model_validate(json.loads(s.get(_k("model"), "{}") or "{}"))
     steps = [Step.model_validate(x) for x in json.loads(s.get(_k("steps"), "[]") or "[]")]
+    columns, output_column, column_problems = column_editor.read_columns()
+    for p in column_problems:
+        add("columns", p)
     data = {"name": s.get(_k("name"), "") or "", "description": s.get(_k("description"), ""), "task": s.get(_k("task"), ""),
             "system_template": s.get(_k("system"), ""), "user_template": s.get(_k("user"), ""),
-            "dimensions": dims, "demos": demo_settings, "sampling": sampling, "model": model, "steps": steps}
+            "dimensions": dims, "demos": demo_settings, "sampling": sampling, "model": model, "steps": steps,
+            "columns": columns, "output_column": output_column}
+    if s.get(_k("source_json")):
+        data["source"] = json.loads(s[_k("source_json")])
     if not problems:
         for where, m in rule_problems(Recipe.model_construct(**data)):
             add("sampling", f"{where}: {m}")
@@ -398,6 +448,9 @@ def read_recipe() -> FormResult:
     except (RecipeError, ValueError) as exc:
         err = _recipe_error(exc)
         for where, m in err.problems:
+            if where.startswith(("column", "output_column")):
+                add("columns", f"{where}: {m}")
+                continue
             section = "demos" if where.startswith("demos") else "sampling" if where.startswith("sampling") else (
                 f"dimension:{uid_of.get(where.split(chr(39))[1], '')}" if where.startswith("dimension '") else "general")
             add(section, m if section != "general" else f"{where}: {m}")

@@ -7,7 +7,8 @@ directives in the last user message choose the behaviour of that request —
 mid-response) ``[[streamcut]]`` (a stream whose connection drops after two chunks) ``[[streamend]]``
 (a stream that ends cleanly before its last chunk) ``[[slow:0.5]]``; on a failure directive
 ``:once`` fails only the first attempt of that prompt and ``:N`` the first N. ``[[score:N]]`` makes
-the reply a judge's JSON (``{"score": N, "rationale": ...}``). Global settings via ``POST /_config``
+the reply a judge's JSON (``{"score": N, "rationale": ...}``); a request with a JSON schema in its
+``response_format`` gets an instance of it, ``[[badjson:N]]`` a reply that is not JSON. Global settings via ``POST /_config``
 or the constructor: latency, a key to require, quota after N requests, ``rate_limit_first`` (the
 first N completion requests answer 429 with ``Retry-After: retry_after``) and ``remaining_requests``
 / ``remaining_tokens`` / ``reset_requests`` (x-ratelimit-* headers on every success). Counts via
@@ -83,6 +84,35 @@ class MockState:
         hdrs = {"x-ratelimit-remaining-requests": self.remaining_requests, "x-ratelimit-remaining-tokens": self.remaining_tokens,
                 "x-ratelimit-reset-requests": self.reset_requests}
         return {k: str(v) for k, v in hdrs.items() if v is not None}
+
+
+def _requested_schema(req: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request asks its answer to follow: OpenAI's ``json_schema`` or llama.cpp's
+    ``json_object`` with a ``schema``."""
+    rf = req.get("response_format") or {}
+    if rf.get("type") == "json_schema":
+        return (rf.get("json_schema") or {}).get("schema")
+    if rf.get("type") == "json_object":
+        return rf.get("schema") or {}
+    return None
+
+
+def _instance(schema: dict[str, Any], salt: str) -> Any:
+    """A value valid under a simple schema; enum values are picked by a hash of ``salt``."""
+    pick = int(hashlib.sha1(salt.encode()).hexdigest(), 16)
+    if "enum" in schema:
+        return schema["enum"][pick % len(schema["enum"])]
+    t = schema.get("type", "object")
+    if t == "object":
+        return {k: _instance(v, f"{salt}/{k}") for k, v in (schema.get("properties") or {}).items()}
+    if t == "array":
+        return [_instance(schema.get("items") or {"type": "string"}, salt)]
+    if t in ("integer", "number"):
+        lo, hi = int(schema.get("minimum", 0)), int(schema.get("maximum", 10))
+        return lo + pick % (hi - lo + 1)
+    if t == "boolean":
+        return bool(pick % 2)
+    return f"mock {salt[:6]}"
 
 
 def prompt_id(content: str) -> str:
@@ -247,11 +277,16 @@ class MockServer:
             raise _Drop()
         if active("malformed"):
             return await self._send(writer, 200, raw=b'{"id": "chatcmpl-x", "choices": [{"index": 0, "message": ')
+        schema = _requested_schema(req)
         if "score" in directives:  # a judge's reply the studio's parser reads
             text = json.dumps({"score": int(float(directives["score"] or 3)), "rationale": "mock judgement"})
+        elif active("badjson"):
+            text = "Sure! Here is my answer: label = maybe"
+        elif schema is not None:  # structured output: an instance of the schema, chosen by the prompt
+            text = json.dumps(_instance(schema, f"{pid}/{req.get('seed')}/{req.get('temperature')}"))
         else:
             text = f"Sample for: {content.strip()[:80]}"
-        if "seed" in req and req.get("temperature", 1) > 0 and "score" not in directives:
+        if "seed" in req and req.get("temperature", 1) > 0 and "score" not in directives and schema is None:
             text += f" (seed {req['seed']})"
         usage = {"prompt_tokens": sum(len((m.get("content") or "").split()) for m in msgs),
                  "completion_tokens": s.completion_tokens}

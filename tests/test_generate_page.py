@@ -33,6 +33,7 @@ def test_page_defaults_to_the_local_model_with_a_plain_warning(app_env):
 
 def test_preview_run_on_a_mock_backend_then_forecast_and_live_view(app_env, mock):
     at = AppTest.from_file(PAGE, default_timeout=60).run()
+    at.selectbox(key="generate_recipe").set_value("demo: instruction_response").run()  # one call per item
     at.selectbox(key="generate_backend").set_value("custom").run()
     at.text_input(key="generate_base_url_custom").set_value(mock.url).run()
     at.text_input(key="generate_model_custom").set_value("mock-model").run()

@@ -33,6 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--pipeline", type=Path, required=True, help="pipeline YAML (name:, steps: [{kind: ...}])")
     p.add_argument("--out", type=Path, required=True, help="output folder (hf) or file")
     p.add_argument("--format", choices=FORMATS, default="hf")
+    p.add_argument("--shape", choices=("sft", "preference", "classification", "table"),
+                   help="export the kept samples of a column recipe as this data type instead of the curated table")
     p.add_argument("--embedder", default="full", help="for semantic dedup: full (default), static, or a model path")
     p.add_argument("--db", type=Path, help="database file (default: $STUDIO_DB or data/studio.duckdb)")
     j = p.add_argument_group("LLM judge", "the backend that scores a judge step's unscored samples (as for run)")
@@ -84,8 +86,12 @@ def cmd_curate(args: argparse.Namespace) -> int:
         for s in result.steps:
             print(f"{s.name}: {s.n_in} in, {s.dropped} dropped" + (f" ({s.note})" if s.note else ""))
         frame = export.curated_frame(store, result)
+        card = None
+        if args.shape:
+            frame = export.shaped_frame(store, list(frame["sample_key"]), args.shape)
+            card = export.shaped_card(store, args.run, frame, args.shape)
         if args.format == "hf":
-            path = export.write_hf_folder(args.out, frame, export.data_card(store, result, frame))
+            path = export.write_hf_folder(args.out, frame, card or export.data_card(store, result, frame))
         else:
             writer = {"jsonl": export.to_jsonl, "csv": export.to_csv, "parquet": export.to_parquet}[args.format]
             args.out.parent.mkdir(parents=True, exist_ok=True)

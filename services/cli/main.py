@@ -17,6 +17,7 @@ import sys
 import threading
 from pathlib import Path
 
+from services.core.errors import StudioError
 from services.core.store import Store, StoreLockedError
 from services.generation.backends import BackendConfig
 from services.generation.connect import preset_config
@@ -154,8 +155,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         store.close()
         return 2
     if not args.resume:
-        run_id = prepare_run(store, recipe, cfg, settings, model=m, budget_usd=args.budget, item_limit=args.limit,
-                             name=args.recipe.stem)
+        try:
+            rows = None
+            if recipe.source is not None:  # annotation: the dataset's rows, imported first if need be
+                from services.data.rows import source_rows
+
+                src = recipe.source
+                rows = source_rows(store, src.dataset, file=src.file, text_column=src.text_column,
+                                   attribute_columns=src.attribute_columns, limit=src.limit)
+            run_id = prepare_run(store, recipe, cfg, settings, model=m, budget_usd=args.budget, item_limit=args.limit,
+                                 name=args.recipe.stem, rows=rows)
+        except StudioError as exc:
+            print(f"{args.recipe}: {exc}", file=sys.stderr)
+            store.close()
+            return 2
     print(f"run {run_id} -> {store.path}", flush=True)
     local = LocalModelServer(log_dir=store.work_dir) if cfg.preset == LOCAL else None
     factory = run_backend(store, run_id, cfg, local, concurrency)

@@ -84,7 +84,8 @@ def to_jsonl(frame: pd.DataFrame) -> bytes:
 
 def to_csv(frame: pd.DataFrame) -> bytes:
     flat = frame.copy()
-    flat["demo_ids"] = flat["demo_ids"].map(lambda v: json.dumps(list(v)))
+    if "demo_ids" in flat:
+        flat["demo_ids"] = flat["demo_ids"].map(lambda v: json.dumps(list(v)))
     return flat.to_csv(index=False).encode("utf-8")
 
 
@@ -139,6 +140,8 @@ def data_card(store: Store, result: PipelineResult, frame: pd.DataFrame, diversi
                   f"- task: {str(body.get('task', '')).strip()[:300] or 'n/a'}",
                   f"- dimensions: {', '.join(d.get('name', '?') for d in body.get('dimensions', [])) or 'none'}",
                   f"- backend: {r[2]}, model: `{r[3]}`", f"- parameters: `{r[4]}`"]
+        if body.get("columns"):
+            lines += [""] + columns_card(store, r[0])
     else:
         lines.append("- not from a single run")
     lines += ["", f"## Filters: {result.pipeline.name} (`{result.pipeline.content_hash()[:12]}`)", "",
@@ -155,7 +158,19 @@ def data_card(store: Store, result: PipelineResult, frame: pd.DataFrame, diversi
         for row in diversity.to_dict("records"):
             lines.append(f"| {row['set']} | " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
         lines.append("")
-    lines += ["## Columns", "", ", ".join(f"`{c}`" for c in frame.columns), ""]
+    lines += ["## Columns of this export", "", ", ".join(f"`{c}`" for c in frame.columns), ""]
+    return "\n".join(lines)
+
+
+def shaped_card(store: Store, run_id: str, frame: pd.DataFrame, shape: str) -> str:
+    """The data card of an export per data type: ``datasets`` header, the run, its columns."""
+    name, model = (store.query("SELECT coalesce(name, run_id), model FROM runs WHERE run_id = ?", [run_id]) or [(run_id, "?")])[0]
+    lines = ["---", "configs:", "- config_name: default", "  data_files:", "  - split: train", "    path: data/train-*.parquet",
+             "tags:", "- synthetic", "---", "", f"# {name}: {shape}", "",
+             f"Exported from run `{run_id}` (model `{model}`) with Synthetic Data Studio as `{shape}` rows: "
+             f"{len(frame)} row(s); {frame.attrs.get('skipped', 0)} sample(s) lacked a column this shape needs and are left out.", ""]
+    lines += columns_card(store, run_id)
+    lines += ["## Columns of this export", "", ", ".join(f"`{c}`" for c in frame.columns), ""]
     return "\n".join(lines)
 
 
@@ -175,3 +190,142 @@ def hf_zip(frame: pd.DataFrame, card: str, root: str = "curated_dataset") -> byt
         zf.writestr(f"{root}/data/train-00000-of-00001.parquet", to_parquet(frame))
         zf.writestr(f"{root}/README.md", card)
     return buf.getvalue()
+
+
+# -- exports per data type (recipes with columns) ------------------------------------------
+SHAPES = ("sft", "preference", "classification", "table")
+
+
+def column_rows(store: Store, sample_keys: list[str]) -> list[dict[str, Any]]:
+    """Per output sample (in the order given): its condition and each column's value (parsed JSON
+    for structured kinds) and the user message it was asked with. Failed columns are left out."""
+    heads = store.query(
+        "SELECT sample_key, run_id, item_key, sample_idx, condition, recipe_hash FROM samples"
+        " WHERE sample_key IN (SELECT unnest(?::VARCHAR[])) AND step = 'output'", [sample_keys])
+    by_key = {h[0]: h for h in heads}
+    cells = store.query(
+        "SELECT s.run_id, s.item_key, s.sample_idx, s.step, s.text, s.value, s.messages FROM samples s"
+        " JOIN (SELECT run_id, item_key, sample_idx FROM samples WHERE sample_key IN (SELECT unnest(?::VARCHAR[]))) o"
+        " USING (run_id, item_key, sample_idx)"
+        " WHERE s.error IS NULL AND s.step NOT LIKE '%#%' AND s.step <> 'output'", [sample_keys])
+    grouped: dict[tuple, dict[str, Any]] = {}
+    for run_id, item_key, sample_idx, step, text, value, messages in cells:
+        g = grouped.setdefault((run_id, item_key, sample_idx), {"columns": {}, "prompts": {}, "systems": {}})
+        g["columns"][step] = json.loads(value) if value is not None else text
+        msgs = json.loads(messages or "[]")
+        if msgs:
+            g["prompts"][step] = msgs[-1].get("content", "")
+            g["systems"][step] = next((m["content"] for m in msgs if m.get("role") == "system"), None)
+    out = []
+    for k in sample_keys:
+        h = by_key.get(k)
+        if h is None:
+            continue
+        g = grouped.get((h[1], h[2], h[3]), {"columns": {}, "prompts": {}, "systems": {}})
+        out.append({"sample_key": k, "run_id": h[1], "recipe_hash": h[5], "condition": dict(h[4] or {}), **g})
+    return out
+
+
+def _text(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+def _first(rows: list[dict[str, Any]], test: Any) -> str | None:
+    for r in rows:
+        for name, v in r["columns"].items():
+            if test(name, v):
+                return name
+    return None
+
+
+def shaped_frame(store: Store, sample_keys: list[str], shape: str, *, prompt: str | None = None, response: str | None = None,
+                 pairwise: str | None = None, label: str | None = None, text: str | None = None) -> pd.DataFrame:
+    """The samples as one data type, every row loadable with ``datasets.load_dataset``:
+
+    - ``sft``: ``messages`` (system of the response column if it had one, user = ``prompt`` column,
+      assistant = ``response`` column; defaults: the first and last text columns);
+    - ``preference``: ``prompt``, ``chosen``, ``rejected``, ``reason`` from a pairwise column;
+    - ``classification``: ``text`` (the annotated row's text, or a column), ``label`` (the voted field
+      of a structured column) and ``confidence`` (the votes' agreement; empty with a single vote);
+    - ``table``: the condition and every column, structured fields flattened as ``column_field``.
+    A sample that lacks a column the shape needs is left out (see ``skipped`` in ``frame.attrs``)."""
+    if shape not in SHAPES:
+        raise ValueError(f"unknown export shape {shape!r}: choose one of {', '.join(SHAPES)}")
+    rows = column_rows(store, sample_keys)
+    records: list[dict[str, Any]] = []
+    skipped = 0
+    if shape == "sft":
+        texts = [n for n, v in (rows[0]["columns"].items() if rows else []) if isinstance(v, str)]
+        prompt = prompt or (texts[0] if texts else None)
+        response = response or (texts[-1] if texts else None)
+        for r in rows:
+            c = r["columns"]
+            if prompt not in c or response not in c:
+                skipped += 1
+                continue
+            system = r["systems"].get(response)
+            msgs = ([{"role": "system", "content": system}] if system else []) + [
+                {"role": "user", "content": _text(c[prompt])}, {"role": "assistant", "content": _text(c[response])}]
+            records.append({"messages": msgs, "sample_key": r["sample_key"]})
+    elif shape == "preference":
+        pairwise = pairwise or _first(rows, lambda n, v: isinstance(v, dict) and {"chosen", "rejected"} <= set(v))
+        for r in rows:
+            v = r["columns"].get(pairwise or "")
+            if not isinstance(v, dict) or "chosen" not in v:
+                skipped += 1
+                continue
+            records.append({"prompt": v.get("prompt", ""), "chosen": _text(v["chosen"]), "rejected": _text(v["rejected"]),
+                            "reason": v.get("reason", ""), "sample_key": r["sample_key"]})
+    elif shape == "classification":
+        label = label or _first(rows, lambda n, v: isinstance(v, dict) and "label" in v) or \
+            _first(rows, lambda n, v: isinstance(v, dict) and "agreement" in v)
+        for r in rows:
+            v = r["columns"].get(label or "")
+            src = r["columns"].get(text) if text else r["condition"].get("text")
+            if v is None or src is None:
+                skipped += 1
+                continue
+            lab = v.get("label", next(iter(v.values()), None)) if isinstance(v, dict) else v
+            conf = v.get("agreement") if isinstance(v, dict) else None
+            records.append({"text": _text(src), "label": _text(lab), "confidence": conf,
+                            "rationale": v.get("rationale") if isinstance(v, dict) else None, "sample_key": r["sample_key"]})
+    else:
+        for r in rows:
+            rec: dict[str, Any] = {"sample_key": r["sample_key"], "run_id": r["run_id"]}
+            rec.update({k: v for k, v in r["condition"].items()})
+            for name, v in r["columns"].items():
+                rec[name] = _text(v)
+                if isinstance(v, dict):
+                    rec.update({f"{name}_{f}": (fv if isinstance(fv, str | int | float | bool) or fv is None else _text(fv))
+                                for f, fv in v.items()})
+            records.append(rec)
+    frame = pd.DataFrame.from_records(records)
+    frame.attrs["skipped"] = skipped
+    return frame
+
+
+def columns_card(store: Store, run_id: str) -> list[str]:
+    """Data-card lines on a run's columns: kind and prompt of each, and the agreement of the
+    columns that voted (self-consistency), computed on the samples of this run."""
+    from services.recipes.columns import effective_columns, templates_of
+    from services.recipes.version_store import load_version
+
+    rhash = store.scalar("SELECT recipe_hash FROM runs WHERE run_id = ?", [run_id])
+    if rhash is None:
+        return []
+    recipe = load_version(store, rhash)
+    cols = effective_columns(recipe)
+    lines = ["## Columns", "", "| column | kind | prompt (template) | agreement of votes |", "| --- | --- | --- | --- |"]
+    for c in cols:
+        tpl = templates_of(c, recipe)
+        src = " ".join((tpl.get("user_template") or tpl.get("expression") or "").split())[:160].replace("|", "\\|")
+        agree = "n/a"
+        if c.n > 1 and c.kind != "candidates":
+            mean, unanimous, n = store.query(
+                "SELECT avg(TRY_CAST(value ->> 'agreement' AS DOUBLE)), avg((TRY_CAST(value ->> 'agreement' AS DOUBLE) = 1)::INT), count(*)"
+                " FROM samples WHERE run_id = ? AND step = ? AND error IS NULL", [run_id, c.name])[0]
+            if n:
+                agree = f"mean {mean:.3f}, unanimous {unanimous:.0%} of {n} samples ({c.n} votes each)"
+        lines.append(f"| {c.name} | {c.kind}{f' ×{c.n}' if c.n > 1 else ''} | `{src}` | {agree} |")
+    lines.append("")
+    return lines

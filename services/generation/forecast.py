@@ -131,7 +131,7 @@ def preview_forecast(store: Store, preview_run_id: str, n_items: int, concurrenc
     done = [acc for acc in per_unit.values() if acc[2]]
     if not done:
         return None
-    per_output = len(rows) / len(done)  # requests per output (multi-step recipes make several)
+    per_output = sum(1 for r in rows if r["request"]) / len(done)  # requests per output (columns make several)
     units = n_items * run.samples_per_item
     requests = round(units * per_output)
     pts, cts = [a[0] for a in done], [a[1] for a in done]
@@ -141,6 +141,7 @@ def preview_forecast(store: Store, preview_run_id: str, n_items: int, concurrenc
         cap = float(run.params["max_tokens"]) * requests
         ct = Span(min(ct.low, cap), min(ct.high, cap))
     one_at_a_time = concurrency <= 1
+    rows = [r for r in rows if r["request"]]
     timed = [service_seconds(r["latency_ms"], r["gap_ms"], one_at_a_time) for r in rows[1:] if r["latency_ms"]]
     if timed:
         note = f"time from the median of {len(timed)} request(s), the first (warm-up: model load, connection) left out"

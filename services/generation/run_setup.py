@@ -12,7 +12,7 @@ from services.generation.connect import backend_factory, preset_config
 from services.generation.local_server import LocalModelServer
 from services.generation.presets import LOCAL
 from services.generation.run_store import RunInfo, create_run, get_price, set_status, unique_run_name
-from services.generation.runner import RunSettings
+from services.generation.runner import Outcome, RunSettings, run_blocking
 from services.recipes.plan import make_plan
 from services.recipes.plan_store import save_plan
 from services.recipes.recipe import ModelSettings, Recipe
@@ -70,13 +70,14 @@ def budget_note(store: Store, preset: str, model: str) -> str | None:
 
 def prepare_run(store: Store, recipe: Recipe, backend: BackendConfig, settings: RunSettings, *,
                 model: ModelSettings | None = None, budget_usd: float | None = None, item_limit: int | None = None,
-                name: str | None = None, price_how: str = ANY_HOW) -> str:
+                name: str | None = None, price_how: str = ANY_HOW, rows: list[dict[str, str]] | None = None) -> str:
     """Write the recipe version, the plan (before anything is sent) and a planned run; returns its id.
     Raises ``PriceNeeded`` first, writing nothing, for a budget on a model with no price (its message
-    ends with ``price_how``)."""
+    ends with ``price_how``). ``rows``: the dataset rows an annotation recipe runs over
+    (``services.data.rows.source_rows``); its templates are checked against their fields first."""
     check_budget(store, backend.preset, backend.model, budget_usd, price_how)
+    plan = make_plan(recipe, rows=rows)  # before the version: a recipe that cannot be planned is not saved
     version = save_version(store, recipe)
-    plan = make_plan(recipe)
     save_plan(store, plan)
     m = model or recipe.model
     return create_run(
@@ -108,3 +109,13 @@ def resume_config(run: RunInfo, *, secrets: dict | None = None, timeout_s: float
     return preset_config(run.backend, model=run.model, base_url=run.base_url or None, secrets=secrets,
                          timeout_s=timeout_s if timeout_s is not None else float(settings.get("timeout_s", 60.0)),
                          max_retries=max_retries if max_retries is not None else int(settings.get("max_retries", 2)))
+
+
+def test_one_item(store: Store, recipe: Recipe, cfg: BackendConfig, local: LocalModelServer | None, *,
+                  rows: list[dict[str, str]] | None = None) -> tuple[str, Outcome]:
+    """Run the first plan item through every column on this backend, now, in this thread (the
+    Builder's "Test one row"); it is a run like any other (named "test row"), so its prompts and
+    answers are in the store. Returns the run id and how it ended."""
+    run_id = prepare_run(store, recipe, cfg, RunSettings(concurrency=1, timeout_s=cfg.timeout_s), item_limit=1,
+                         name=f"{recipe.name} test row", rows=rows)
+    return run_id, run_blocking(store, run_id, run_backend(store, run_id, cfg, local, 1))

@@ -155,6 +155,13 @@ def existing_outputs(store: Store, run_id: str) -> dict[str, str]:
     return dict(store.query("SELECT sample_key, text FROM samples WHERE run_id = ? AND error IS NULL", [run_id]))
 
 
+def existing_values(store: Store, run_id: str) -> dict[str, tuple[str | None, str | None]]:
+    """sample_key -> (text, value as JSON or None) of every successful row of a run: what a resume
+    reuses instead of asking again."""
+    rows = store.query("SELECT sample_key, text, value FROM samples WHERE run_id = ? AND error IS NULL", [run_id])
+    return {k: (t, v) for k, t, v in rows}
+
+
 def delete_failed(store: Store, run_id: str) -> int:
     """Drop a run's error rows so a resume retries them (an error row was never a paid output)."""
     with store.write() as cur:
@@ -169,7 +176,7 @@ _SAMPLE_FIELDS = {
     "condition": _MAP, "demo_ids": pa.list_(pa.string()), "messages": pa.string(), "text": pa.string(),
     "model": pa.string(), "params": pa.string(), "prompt_tokens": pa.int32(), "completion_tokens": pa.int32(),
     "latency_ms": pa.float64(), "cost_usd": pa.float64(), "finish_reason": pa.string(), "error": pa.string(),
-    "attempts": pa.int32(), "created_at": pa.timestamp("us"),
+    "attempts": pa.int32(), "created_at": pa.timestamp("us"), "column_kind": pa.string(), "value": pa.string(),
 }
 _COLS = ", ".join(_SAMPLE_FIELDS)
 
@@ -260,13 +267,25 @@ def run_samples(store: Store, run_id: str, step: str | None = "output") -> list[
     return [dict(zip(cols, r, strict=True)) for r in store.query(sql + " ORDER BY item_idx, sample_idx, step", params)]
 
 
+def item_trace(store: Store, run_id: str, item_idx: int = 0, sample_idx: int = 0) -> list[dict[str, Any]]:
+    """Every row of one item of a run in the order written: each column's prompt and answer."""
+    cols = ["step", "column_kind", "messages", "text", "value", "error", "prompt_tokens", "completion_tokens", "latency_ms", "attempts"]
+    rows = store.query(f"SELECT {', '.join(cols)} FROM samples WHERE run_id = ? AND item_idx = ? AND sample_idx = ?"
+                       " ORDER BY created_at, step", [run_id, item_idx, sample_idx])
+    return [dict(zip(cols, r, strict=True)) | {"messages": json.loads(r[2] or "[]")} for r in rows]
+
+
 def request_timings(store: Store, run_id: str) -> list[dict[str, Any]]:
     """Every successful request of a run in the order it ended, with its latency and the time since
     the request that ended before it (None for the first): what a forecast measures speed from."""
-    cols = ["item_idx", "sample_idx", "step", "prompt_tokens", "completion_tokens", "latency_ms", "gap_ms"]
+    cols = ["item_idx", "sample_idx", "step", "prompt_tokens", "completion_tokens", "latency_ms", "gap_ms", "request"]
+    # A column row with no attempt (an expression, a vote's tally, a sample's output row copying a
+    # column) was not a request: ``request`` is False there.
     rows = store.query(
         "SELECT item_idx, sample_idx, step, prompt_tokens, completion_tokens, latency_ms,"
-        " date_diff('microsecond', lag(created_at) OVER (ORDER BY created_at), created_at) / 1000.0"
+        " date_diff('microsecond', lag(created_at) OVER (PARTITION BY column_kind IS NULL OR coalesce(attempts, 1) > 0"
+        "  ORDER BY created_at), created_at) / 1000.0,"
+        " column_kind IS NULL OR coalesce(attempts, 1) > 0"
         " FROM samples WHERE run_id = ? AND error IS NULL ORDER BY created_at, item_idx, sample_idx",
         [run_id],
     )

@@ -33,7 +33,7 @@ from services.generation.run_store import (
     Price,
     add_event,
     delete_failed,
-    existing_outputs,
+    existing_values,
     get_price,
     get_run,
     insert_samples,
@@ -41,7 +41,8 @@ from services.generation.run_store import (
     sample_key,
     set_status,
 )
-from services.generation.steps import StepRenderer
+from services.generation.steps import ColumnRenderer
+from services.recipes.columns import Column, output_column, validate_answer, value_text, vote
 from services.recipes.plan import PlanItem
 from services.recipes.plan_store import load_plan_items
 from services.recipes.templating import TemplateProblem
@@ -117,6 +118,21 @@ class Outcome:
     cost_usd: float = 0.0
 
 
+def structured_format(backend: str, name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``response_format`` that makes a backend answer JSON of this schema. The built-in server
+    (llama-cpp-python) refuses ``json_schema`` with HTTP 500 and constrains decoding to the schema
+    given as ``{"type": "json_object", "schema": ...}``; OpenAI and most servers take ``json_schema``.
+    The answer is validated either way (the schema is also in the system message)."""
+    if backend in ("local", "llamacpp"):
+        return {"type": "json_object", "schema": schema}
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+
+
+def stored_value(col: Column, text: str | None, value: str | None) -> Any:
+    """A column's value as it was written before an interruption."""
+    return json.loads(value) if value is not None else text
+
+
 def estimate_tokens(messages: list[dict[str, str]], max_tokens: int) -> int:
     return sum(len(m.get("content", "")) for m in messages) // 4 + max_tokens
 
@@ -130,6 +146,12 @@ def prompt_token_bound(messages: list[dict[str, str]]) -> int:
 def worst_case_cost(price: Price, messages: list[dict[str, str]], max_tokens: int) -> float:
     """The most one request can cost: every byte a prompt token and the completion at max_tokens."""
     return price.cost(prompt_token_bound(messages), max_tokens)
+
+
+class _OverBudget(StudioError):
+    """Inside a unit: the budget cap leaves no room for its next request (the run is stopping)."""
+
+    title = "Stopped at the budget cap"
 
 
 @dataclass
@@ -162,13 +184,15 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
     settings = RunSettings.from_json(run.settings)
     recipe = load_version(store, run.recipe_hash)
     items = load_plan_items(store, run.plan_id, limit=run.item_limit)
-    renderer = StepRenderer(recipe)
+    renderer = ColumnRenderer(recipe)
+    out_name = output_column(recipe)  # None: a real column is the output
+    final = [c.name for c in renderer.columns] + (["output"] if out_name is not None else [])
     price = get_price(store, run.model) or Price()
     retried = delete_failed(store, run_id)
-    have = existing_outputs(store, run_id)
+    have = existing_values(store, run_id)
     state = _State(spent=float(store.scalar("SELECT coalesce(sum(cost_usd), 0) FROM samples WHERE run_id = ?", [run_id])))
     units = [(it, s) for it in items for s in range(run.samples_per_item)
-             if sample_key(run_id, it.key, s, "output") not in have]
+             if any(sample_key(run_id, it.key, s, c) not in have for c in final)]
     set_status(store, run_id, "running", started=True)
     add_event(store, run_id, "started", f"{len(units)} sample(s) to generate" + (f", retrying {retried} failed" if retried else "")
               + f"; concurrency {settings.concurrency}")
@@ -182,8 +206,8 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
     queue = iter(units)
 
     def row(item: PlanItem, s: int, step: str, msgs: list[dict[str, str]], params: dict[str, Any], res: Completion | None,
-            error: str | None, latency_ms: float | None, attempts: int = 0) -> dict[str, Any]:
-        return {
+            error: str | None, latency_ms: float | None, attempts: int = 0, kind: str = "text", value: Any = None) -> dict[str, Any]:
+        return {"column_kind": kind, "value": None if value is None else json.dumps(value, ensure_ascii=False),
             "sample_key": sample_key(run_id, item.key, s, step), "run_id": run_id, "plan_id": run.plan_id,
             "item_idx": item.index, "item_key": item.key, "sample_idx": s, "step": step, "recipe_hash": run.recipe_hash,
             "condition": item.condition, "demo_ids": item.demo_ids, "messages": json.dumps(msgs, ensure_ascii=False),
@@ -222,7 +246,12 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
                         ) -> tuple[Completion | None, str | None, float, int] | None:
         """``call`` under the budget: a request starts only if what is spent, what is in flight and
         its own worst case all fit under the cap; None (and the run stops) when it does not."""
-        hold = worst_case_cost(price, msgs, int(params.get("max_tokens") or 256)) if budget is not None else 0.0
+        if budget is None:  # nothing to reserve: no lock and no wake-ups per request
+            answer = await call(msgs, params)
+            if answer[0] is not None:
+                state.spent += price.cost(answer[0].prompt_tokens, answer[0].completion_tokens)
+            return answer
+        hold = worst_case_cost(price, msgs, int(params.get("max_tokens") or 256))
         async with released:
             # Wait while requests in flight might use the room; stop once even an idle run would not fit.
             await released.wait_for(lambda: budget is None or state.spent + state.reserved + hold <= budget
@@ -247,45 +276,130 @@ async def execute_run(store: Store, run_id: str, backend: ChatBackend, cancel: t
             async with released:
                 released.notify_all()
 
+    def fail_unit(item: PlanItem, s: int, params: dict[str, Any], message: str, written: bool = False) -> None:
+        """The sample's output row says why it has no text (``written``: the failed call was the
+        output column's own, whose row with its error is buffered already)."""
+        if not written:
+            state.buffer.append(row(item, s, "output", item.messages, params, None, message, None))
+        state.failed += 1
+
+    async def ask(col: Column, sub: str, j: int, item: PlanItem, s: int, msgs: list[dict[str, str]],
+                  params: dict[str, Any]) -> tuple[Any, str | None, dict[str, Any]]:
+        """One call of a column (with its validation retries), its row buffered; (value, error, row).
+        Raises ``_OverBudget`` when the budget cap leaves no room for the next request."""
+        p = dict(params)
+        if col.temperature is not None:
+            p["temperature"] = col.temperature
+        if col.temperatures:
+            p["temperature"] = col.temperatures[j]
+        if col.max_tokens is not None:
+            p["max_tokens"] = col.max_tokens
+        if j and p.get("seed") is not None:
+            p["seed"] = int(p["seed"]) + 1000 * j  # votes and candidates must not repeat each other
+        schema = renderer.schema(col)
+        if schema is not None:
+            p["response_format"] = structured_format(run.backend, col.name, schema)
+        tries_total, tokens_in, tokens_out, spent = 0, 0, 0, 0.0
+        value: Any = None
+        err: str | None = None
+        res: Completion | None = None
+        for k in range(1 + (col.retries if schema is not None else 0)):
+            if k and p.get("seed") is not None:
+                p["seed"] = int(p["seed"]) + 1  # the same seed would give the same invalid answer
+            # Sent as a raw body field: the client's typed transform of a nested schema cost more
+            # CPU than the rest of a request (bench/columns.py); the provider reads the same JSON.
+            sent = {k: v for k, v in p.items() if k != "response_format"}
+            if "response_format" in p:
+                sent["extra_body"] = {"response_format": p["response_format"]}
+            if (answer := await paid_call(msgs, sent)) is None:
+                raise _OverBudget  # this answer was not asked: the sample is left missing
+            res, err, lat, tries = answer
+            tries_total += tries
+            if res is None:
+                break
+            tokens_in += res.prompt_tokens or 0
+            tokens_out += res.completion_tokens or 0
+            spent += price.cost(res.prompt_tokens, res.completion_tokens)  # paid_call booked it on the run
+            if schema is None:
+                value, err = res.text, None
+                break
+            try:
+                value, err = validate_answer(col, res.text, renderer.validator(col)), None
+                break
+            except ValueError as exc:
+                err = f"answer {k + 1} of {1 + col.retries} is invalid: {exc}"
+        r = row(item, s, sub, msgs, p, res, err, lat, tries_total, kind=col.kind,
+                value=value if (err is None and schema is not None) else None)
+        if res is not None:  # every paid attempt is on the row
+            r.update(prompt_tokens=tokens_in, completion_tokens=tokens_out, cost_usd=spent)
+        state.buffer.append(r)
+        return (value, None, r) if err is None else (None, err, r)
+
     async def do_unit(item: PlanItem, s: int) -> None:
         params = dict(run.params)
         if params.get("seed") is not None and s:
             params["seed"] = int(params["seed"]) + s  # same seed would repeat the first sample
-        outputs: dict[str, str] = {}
-        for step in renderer.step_names:
-            key = sample_key(run_id, item.key, s, step)
+        values: dict[str, Any] = {}
+        prompts: dict[str, str] = {}
+        shown: dict[str, list[dict[str, str]]] = {}
+        for col in renderer.columns:
+            key = sample_key(run_id, item.key, s, col.name)
             if key in have:  # generated before an interruption: never paid twice
-                outputs[step] = have[key]
+                values[col.name] = stored_value(col, *have[key])
                 continue
             try:
-                msgs = renderer.messages(step, item, outputs)
+                if col.kind == "expression":
+                    text = renderer.expression(col, item, values)
+                    state.buffer.append(row(item, s, col.name, [], params, Completion(text, None, None, None, 0.0), None, None,
+                                            kind=col.kind))
+                    values[col.name] = text
+                    continue
+                msgs = renderer.messages(col, item, values, prompts)
             except TemplateProblem as exc:
-                state.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}': {exc}", None))
-                state.failed += 1
+                fail_unit(item, s, params, f"column '{col.name}': {exc}")
                 return
-            if (answer := await paid_call(msgs, params)) is None:
-                return  # over the budget: left missing, a resume with a larger cap generates it
-            res, err, lat, tries = answer
-            state.buffer.append(row(item, s, step, msgs, params, res, err, lat, tries))
-            if res is None:
-                state.buffer.append(row(item, s, "output", item.messages, params, None, f"step '{step}' failed: {err}", None))
-                state.failed += 1
+            prompts[col.name] = msgs[-1]["content"]
+            shown[col.name] = msgs
+            got: list[Any] = []
+            errors: list[str] = []
+            subs = col.sub_names()
+            for j, sub in enumerate(subs):
+                sub_key = sample_key(run_id, item.key, s, sub)
+                if sub != col.name and sub_key in have:
+                    got.append(stored_value(col, *have[sub_key]))
+                    continue
+                try:
+                    value, err, last = await ask(col, sub, j, item, s, msgs, params)
+                except _OverBudget:
+                    return  # over the budget: left missing, a resume with a larger cap generates it
+                if err is None:
+                    got.append(value)
+                else:
+                    errors.append(err)
+                    if col.kind == "candidates" or len(subs) == 1:
+                        break
+            if not got or (col.kind == "candidates" and errors):
+                fail_unit(item, s, params, f"column '{col.name}' failed: {errors[0] if errors else 'no answer'}",
+                          written=col.name == "output" and len(subs) == 1)
                 return
-            outputs[step] = res.text
-        try:
-            msgs = renderer.messages("output", item, outputs)
-        except TemplateProblem as exc:
-            state.buffer.append(row(item, s, "output", item.messages, params, None, str(exc), None))
-            state.failed += 1
-            return
-        if (answer := await paid_call(msgs, params)) is None:
-            return
-        res, err, lat, tries = answer
-        state.buffer.append(row(item, s, "output", msgs, params, res, err, lat, tries))
-        if res is None:
-            state.failed += 1
-        else:
-            state.generated += 1
+            if len(subs) > 1:  # the column's own row: the candidates, or the vote of its answers
+                value = got if col.kind == "candidates" else vote(col, got)
+                text = value_text(value)
+                state.buffer.append(row(item, s, col.name, msgs, params, Completion(text, None, None, None, 0.0), None, None,
+                                        kind=col.kind, value=value))
+            else:
+                value = got[0]
+            if col.kind == "pairwise":
+                cands = values[col.of or ""]
+                win = 0 if value.get("winner") == "A" else 1
+                value = {**value, "prompt": prompts.get(col.of or "", ""), "chosen": cands[win], "rejected": cands[1 - win]}
+                last["value"] = json.dumps(value, ensure_ascii=False)
+            values[col.name] = value
+        if out_name is not None:
+            text = value_text(values[out_name])
+            state.buffer.append(row(item, s, "output", shown.get(out_name, item.messages), params,
+                                    Completion(text, None, None, None, 0.0), None, None, kind="output"))
+        state.generated += 1
 
     async def worker() -> None:
         while state.stop is None:

@@ -11,8 +11,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.recipes.demonstrations import DemoPicker
-from services.recipes.recipe import Demo, Recipe
+from services.recipes.columns import CALLING, SCHEMA_KINDS, schema_instruction, unknown_variables
+from services.recipes.demonstrations import DemoPicker, Embed
+from services.recipes.recipe import RESERVED_NAMES, Demo, Recipe, RecipeError
 from services.recipes.sampling import Condition, plan_size, sample_conditions
 from services.recipes.templating import CompiledTemplate, TemplateProblem, compile_template, render
 
@@ -98,12 +99,41 @@ class MessageRenderer:
         return out
 
 
-def make_plan(recipe: Recipe, limit: int | None = None) -> Plan:
-    """Sample conditions, pick demos and render messages; the first ``limit`` items if given."""
+def source_conditions(recipe: Recipe, rows: list[dict[str, str]] | None, limit: int | None) -> list[Condition]:
+    """An annotation recipe's items: the dataset's rows (checked against its templates first)."""
+    src = recipe.source
+    assert src is not None
+    if rows is None:
+        raise RecipeError([("source", f"the recipe annotates dataset '{src.dataset}': its rows must be read first")])
+    if not rows:
+        raise RecipeError([("source", f"dataset '{src.dataset}' has no rows")])
+    fields = sorted(set().union(*(r.keys() for r in rows)))
+    dims = {d.name for d in recipe.dimensions}
+    problems = unknown_variables(recipe, set(fields) | dims | RESERVED_NAMES,
+                                 f"a field of dataset '{src.dataset}' (it has: {', '.join(fields)})")
+    if problems:
+        raise RecipeError(problems)
+    n = min(x for x in (len(rows), src.limit, limit) if x is not None)
+    return [dict(r) for r in rows[:n]]
+
+
+def make_plan(recipe: Recipe, limit: int | None = None, rows: list[dict[str, str]] | None = None,
+              embed: Embed | None = None) -> Plan:
+    """Sample conditions (or take a dataset's ``rows`` for an annotation recipe), pick demos and
+    render messages; the first ``limit`` items if given. ``embed`` (texts -> vectors) serves the
+    nearest and diverse demo strategies (default: TF-IDF over the demonstrations)."""
     rhash = recipe.content_hash()
-    conditions = sample_conditions(recipe, limit)
-    picker = DemoPicker(recipe.demos)
+    conditions = source_conditions(recipe, rows, limit) if recipe.source else sample_conditions(recipe, limit)
+    picker = DemoPicker(recipe.demos, embed)
     renderer = MessageRenderer(recipe)
+    first = recipe.columns[0] if recipe.columns and not recipe.user_template.strip() and not recipe.steps else None
+    if first is not None and first.kind in CALLING - {"pairwise"}:
+        # No template of its own: an item's messages are those of its first column (it can read
+        # only the condition and demos), as the runner sends them: preview and forecast are true.
+        renderer = MessageRenderer(recipe, system_template=first.system_template or recipe.system_template,
+                                   user_template=first.user_template)
+    else:
+        first = None
     # Demos use their own stream so changing k never changes the sampled conditions.
     rng = random.Random(f"demos:{recipe.sampling.seed}")
     items = []
@@ -111,15 +141,31 @@ def make_plan(recipe: Recipe, limit: int | None = None) -> Plan:
     # (the runner renders the real messages once the earlier steps have answered).
     placeholders = {s.name: f"<output of step {s.name}>" for s in recipe.steps} or None
     for i, cond in enumerate(conditions):
-        demos = picker.pick(rng, cond)
+        demos = picker.pick(rng, cond, cond.get("text") if recipe.source else None)
         ids = [d.id for d in demos]
         try:
             msgs = renderer.messages(cond, demos, i, placeholders)
+            if first is not None:
+                msgs = _as_column(msgs, first)
         except TemplateProblem as exc:
             raise TemplateProblem(exc.template_name, f"{exc.message} (item {i}, condition {cond})", exc.line) from None
         items.append(PlanItem(i, item_key(rhash, i, cond, ids), cond, ids, msgs))
+    if recipe.source:
+        # The same recipe over a re-imported dataset is another plan: its id carries the rows' keys.
+        digest = hashlib.blake2b("".join(it.key for it in items).encode(), digest_size=6).hexdigest()
+        return Plan(f"{plan_id_for(rhash)}-{digest}", rhash, "dataset", recipe.sampling.seed, len(items), items)
     size = plan_size(recipe)
     return Plan(plan_id_for(rhash), rhash, recipe.sampling.strategy, recipe.sampling.seed, size.cells, items)
+
+
+def _as_column(msgs: list[dict[str, str]], col: Any) -> list[dict[str, str]]:
+    """The messages as the runner sends a column: the schema instruction after the system
+    message of a structured kind, and no system message when it is empty."""
+    system = next((m["content"] for m in msgs if m["role"] == "system"), "")
+    if col.kind in SCHEMA_KINDS:
+        system = (system + "\n\n" if system.strip() else "") + schema_instruction(col)
+    user = [m for m in msgs if m["role"] == "user"]
+    return ([{"role": "system", "content": system}] if system.strip() else []) + user
 
 
 def template_report(recipe: Recipe) -> dict[str, dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from services.core.errors import StudioError
+from services.recipes.columns import Column, column_problems
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Names templates provide besides the dimensions.
@@ -89,8 +90,23 @@ class Demo(BaseModel):
 class DemoSettings(BaseModel):
     examples: list[Demo] = Field(default_factory=list)
     k: int = 0
-    strategy: Literal["random", "stratified", "matching"] = "random"
+    # nearest: the k most similar to the item (an annotated row's text, or its condition);
+    # diverse: similar but unlike each other (maximal marginal relevance)
+    strategy: Literal["random", "stratified", "matching", "nearest", "diverse"] = "random"
     stratify_by: str | None = None
+    diversity: float = 0.5  # diverse: 0 = only similarity to the item, 1 = only unlikeness to the demos chosen
+
+
+class DatasetSource(BaseModel):
+    """Annotation: run over the rows of an imported dataset instead of a plan of conditions; each
+    row's text (as ``text`` and under its column's name) and attributes are template variables."""
+
+    dataset: str  # the dataset's name (the newest import of that name)
+    limit: int | None = None  # only the first N rows
+    # Where to import it from when no dataset has that name yet (a path under data/, or absolute).
+    file: str | None = None
+    text_column: str = "text"
+    attribute_columns: list[str] = Field(default_factory=list)
 
 
 class Sampling(BaseModel):
@@ -129,6 +145,10 @@ class Recipe(BaseModel):
     sampling: Sampling = Field(default_factory=Sampling)
     model: ModelSettings = Field(default_factory=ModelSettings)
     steps: list[Step] = Field(default_factory=list)
+    # Named, typed outputs after the recipe's own template (see services/recipes/columns.py).
+    columns: list[Column] = Field(default_factory=list)
+    output_column: str | None = None  # which column a sample's text is; default: the last text column
+    source: DatasetSource | None = None  # annotation of a dataset's rows instead of sampled conditions
 
     @field_validator("name")
     @classmethod
@@ -284,4 +304,12 @@ def design_problems(recipe: Recipe) -> list[tuple[str, str]]:
             problems.append((f"step '{step.name}'", "use letters, digits and _ for step names"))
     if len(set(step_names)) != len(step_names):
         problems.append(("steps", "step names must be unique"))
+    if recipe.columns or recipe.output_column:
+        # Over a dataset, the row's fields are known only once it is read (make_plan checks them).
+        provided = None if recipe.source else set(names) | RESERVED_NAMES
+        problems.extend(column_problems(recipe, provided, RESERVED_NAMES))
+    if recipe.source and recipe.source.limit is not None and recipe.source.limit < 1:
+        problems.append(("source", "limit must be at least 1"))
+    if not 0 <= dm.diversity <= 1:
+        problems.append(("demos", "diversity must be between 0 and 1"))
     return problems

@@ -396,3 +396,26 @@ def _prod(xs) -> int:
     for x in xs:
         out *= x
     return out
+
+
+def value_counts(recipe: Recipe, max_items: int = 50_000) -> dict[str, dict[str, int]] | None:
+    """How many plan items each value of each dimension got (random words: not counted), computed
+    on the whole plan; None for a plan above ``max_items`` (not drawn just to count)."""
+    if recipe.sampling.strategy in ("random", "balanced") and recipe.sampling.n_items > max_items:
+        return None
+    size = plan_size(recipe)
+    if size.items is not None and size.items > max_items:
+        return None
+    conds = sample_conditions(recipe)
+    if len(conds) > max_items:
+        return None
+    out: dict[str, dict[str, int]] = {}
+    for d in recipe.dimensions:
+        if d.kind == "random_words":
+            continue
+        counts = {v.text: 0 for v in d.all_values()}
+        for c in conds:
+            if d.name in c:
+                counts[c[d.name]] = counts.get(c[d.name], 0) + 1
+        out[d.name] = counts
+    return out

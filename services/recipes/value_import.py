@@ -155,3 +155,21 @@ def parse_demos(filename: str, data: bytes | str, text_field: str = "text") -> P
         attrs = {k: str(v) for k, v in rec.items() if k not in (text_field, "id") and v is not None}
         out.values.append(Demo(id=demo_id, text=str(body), attributes=attrs))
     return out
+
+
+def parse_parent_values(filename: str, data: bytes) -> tuple[dict[str, list[Value]], list[str]]:
+    """A dependent dimension's values from a two-column ``parent,value`` CSV (a header row whose
+    first cell is ``parent`` is skipped): values grouped by parent value, and the bad lines."""
+    text = decode_text(data, filename)
+    groups: dict[str, list[Value]] = {}
+    problems: list[str] = []
+    for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
+        if not row or not any(c.strip() for c in row):
+            continue
+        if n == 1 and row[0].strip().lower() == "parent":
+            continue
+        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+            problems.append(f"line {n}: expected two cells, parent,value; got {row!r}")
+            continue
+        groups.setdefault(row[0].strip(), []).append(Value(text=row[1].strip()))
+    return groups, problems

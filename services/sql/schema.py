@@ -28,6 +28,7 @@ DESCRIPTIONS: dict[str, str] = {
     "schema_migrations": "Applied schema migrations.",
     "samples_full": "View: samples with their run (name, backend, status) and recipe (name, version).",
     "samples_wide": "View: samples_full plus one column per dimension of the condition.",
+    "samples_columns": "View: one row per sample with one column per recipe column and per structured field (label, score, ...).",
     "dataset_rows_wide": "View: dataset rows with the dataset's name and one column per attribute.",
     "samples_clusters": "View: each map item's cluster in the newest clustering that holds it.",
     "samples_verdicts": "View: each sample's outcome (kept, decided by, reason) under the newest pipeline applied to its run.",

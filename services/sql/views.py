@@ -2,6 +2,9 @@
 
 - ``samples_full``: each sample with its run (name, backend, status) and recipe (name, version).
 - ``samples_wide``: ``samples_full`` plus one column per dimension of the condition.
+- ``samples_columns``: one row per sample (run, item, sample index) with one SQL column per
+  column of its recipe and one per field of a structured column (judge: ``score``, ``rationale``;
+  a field two columns share is prefixed with its column's name), typed from the values held.
 - ``dataset_rows_wide``: dataset rows with their dataset's name and one column per attribute.
 - ``samples_clusters``: each map point's cluster in the newest clustering that holds it
   (only once the Explore tables exist).
@@ -63,6 +66,49 @@ def attribute_keys(store: Any) -> list[str]:
     return [r[0] for r in rows if r[0] is not None]
 
 
+_JSON_TYPES = {"BIGINT": "BIGINT", "UBIGINT": "BIGINT", "DOUBLE": "DOUBLE", "BOOLEAN": "BOOLEAN"}
+
+
+def column_fields(store: Any) -> tuple[list[str], list[tuple[str, str, str]]]:
+    """The column names samples hold (not the single votes ``name#k``), and per structured column
+    its top-level fields with their SQL type, from the values themselves."""
+    steps = [r[0] for r in store.query("SELECT DISTINCT step FROM samples WHERE step NOT LIKE '%#%' ORDER BY step")]
+    rows = store.query(
+        "SELECT step, k, list(DISTINCT json_type(value -> k)) FROM ("
+        " SELECT step, value, unnest(json_keys(value)) AS k FROM samples"
+        " WHERE value IS NOT NULL AND step NOT LIKE '%#%' AND json_type(value) = 'OBJECT')"
+        " GROUP BY step, k ORDER BY step, k"
+    )
+    fields = []
+    for step, key, types in rows:
+        kinds = {_JSON_TYPES.get(t, "VARCHAR") for t in types if t != "NULL"}
+        if kinds == {"BIGINT", "DOUBLE"}:
+            kinds = {"DOUBLE"}
+        fields.append((step, key, kinds.pop() if len(kinds) == 1 else "VARCHAR"))
+    return steps, fields
+
+
+def _columns_view(store: Any) -> str:
+    steps, fields = column_fields(store)
+    select = ["s.run_id", "any_value(r.name) AS run_name", "s.item_key", "min(s.item_idx) AS item_idx", "s.sample_idx",
+              "any_value(s.condition) AS condition", "bool_or(s.error IS NOT NULL) AS failed"]
+    taken = {"run_id", "run_name", "item_key", "item_idx", "sample_idx", "condition", "failed"}
+    for step in steps:
+        alias = step if step.lower() not in taken else f"col_{step}"
+        taken.add(alias.lower())
+        select.append(f"max(s.text) FILTER (WHERE s.step = {quote_literal(step)} AND s.error IS NULL) AS {quote_ident(alias)}")
+    shared = {k for _, k, _ in fields if sum(1 for _, kk, _ in fields if kk == k) > 1}
+    for step, key, typ in fields:
+        alias = key if key not in shared and key.lower() not in taken else f"{step}_{key}"
+        taken.add(alias.lower())
+        expr = f"s.value ->> {quote_literal(key)}"
+        if typ != "VARCHAR":
+            expr = f"TRY_CAST({expr} AS {typ})"
+        select.append(f"max({expr}) FILTER (WHERE s.step = {quote_literal(step)} AND s.error IS NULL) AS {quote_ident(alias)}")
+    return ("SELECT " + ", ".join(select) + " FROM samples s LEFT JOIN runs r ON r.run_id = s.run_id"
+            " WHERE s.step NOT LIKE '%#%' GROUP BY s.run_id, s.item_key, s.sample_idx")
+
+
 def view_definitions(store: Any) -> dict[str, str]:
     """The SELECT of each view this database can have now, by view name."""
     tables = _tables(store)
@@ -85,6 +131,8 @@ def view_definitions(store: Any) -> dict[str, str]:
         views["samples_full"] = base
         dims = _pivot_columns(condition_keys(store), set(taken), "s.condition", "dim_")
         views["samples_wide"] = base.replace(" FROM samples s", (", " + ", ".join(dims) if dims else "") + " FROM samples s", 1)
+        if "value" in taken:  # the columns migration has run
+            views["samples_columns"] = _columns_view(store)
     if {"dataset_rows", "datasets"} <= tables:
         row_cols = _columns(store, "dataset_rows")
         select = [f"d.{quote_ident(c)}" for c in row_cols] + ["ds.name AS dataset_name"]
