@@ -23,6 +23,8 @@ from services.explore.map_jobs import MapData
 from services.explore.recipe_cells import RecipeCells
 
 HOVER_CHARS = 80
+HOVER_TEXT_MAX = 20_000  # above this many points hovers carry no text (select or click to read)
+DISPLAY_MAX = 100_000  # plotly's WebGL scatter stays interactive up to about this many points
 MAX_LEGEND = 30  # more categories than this cannot be told apart: the rest become "other"
 GREY = ("noise", "other")
 NOISE_COLOUR = "#c8c8c8"
@@ -181,6 +183,60 @@ def hover_labels(texts: Sequence[str], extra: Sequence[str] | None = None, n: in
             line += "<br>" + html.escape(str(extra[i])[:n])
         out.append(line)
     return np.array(out, dtype=object)
+
+
+def display_rows(xy: np.ndarray, max_points: int = DISPLAY_MAX, grid: int = 256, seed: int = 0) -> np.ndarray:
+    """The rows to draw: all of them up to ``max_points``; beyond, a density-based sample that
+    keeps every point of sparse grid cells and thins only the dense ones (at most ``cap`` per
+    cell, the largest cap that fits), so outliers and small clusters stay visible."""
+    n = len(xy)
+    if n <= max_points:
+        return np.arange(n)
+    xy = np.asarray(xy, dtype=np.float64)
+    lo, span = xy.min(axis=0), np.ptp(xy, axis=0)
+    cell_xy = np.minimum((grid * (xy - lo) / np.where(span > 0, span, 1)).astype(np.int64), grid - 1)
+    cell = cell_xy[:, 0] * grid + cell_xy[:, 1]
+    counts = np.bincount(cell, minlength=grid * grid)
+    low, high = 0, int(counts.max())  # the largest cap with sum(min(count, cap)) <= max_points
+    while low < high:
+        mid = (low + high + 1) // 2
+        if np.minimum(counts, mid).sum() <= max_points:
+            low = mid
+        else:
+            high = mid - 1
+    order = np.lexsort((np.random.default_rng(seed).random(n), cell))  # random order inside each cell
+    first = np.concatenate([[0], np.cumsum(counts)])[cell[order]]
+    rank = np.arange(n) - first
+    return np.sort(order[rank < max(low, 1)])
+
+
+def _inside_polygon(xy: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Even-odd rule: True for the points inside the polygon (px, py), vectorised over points."""
+    x, y = xy[:, 0], xy[:, 1]
+    inside = np.zeros(len(xy), dtype=bool)
+    for k in range(len(px)):
+        x1, y1, x2, y2 = px[k - 1], py[k - 1], px[k], py[k]
+        if y1 == y2:
+            continue
+        crosses = (y1 > y) != (y2 > y)
+        inside ^= crosses & (x < x1 + (y - y1) * (x2 - x1) / (y2 - y1))
+    return inside
+
+
+def rows_in_region(xy: np.ndarray, selection: Mapping) -> np.ndarray | None:
+    """Rows of every point (drawn or thinned out) inside a chart selection's boxes and lassos;
+    None when the selection has no region (e.g. a clicked point)."""
+    boxes, lassos = selection.get("box") or [], selection.get("lasso") or []
+    if not boxes and not lassos:
+        return None
+    xy = np.asarray(xy, dtype=np.float64)
+    inside = np.zeros(len(xy), dtype=bool)
+    for b in boxes:
+        (x0, x1), (y0, y1) = sorted(b["x"][:2]), sorted(b["y"][:2])
+        inside |= (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+    for lasso in lassos:
+        inside |= _inside_polygon(xy, np.asarray(lasso["x"], float), np.asarray(lasso["y"], float))
+    return np.flatnonzero(inside)
 
 
 def map_title(data: MapData) -> str:

@@ -115,13 +115,21 @@ def exact_knn(vectors: np.ndarray, k: int, *, chunk: int = 2048) -> tuple[np.nda
     return idx, dist
 
 
-def pca_layout(vectors: np.ndarray) -> np.ndarray:
-    """A 2-D PCA layout (instant; the preview while UMAP computes). Works for any n >= 0."""
+def pca_layout(vectors: np.ndarray, fit_max: int | None = None) -> np.ndarray:
+    """A 2-D PCA layout (instant; the preview while UMAP computes). Works for any n >= 0.
+
+    With ``fit_max``, the axes come from a fixed random sample of that many points (all points
+    are projected): a preview of 10^5 points in tens of milliseconds."""
     e = np.asarray(vectors, dtype=np.float64)
     n = len(e)
     out = np.zeros((n, 2), dtype=np.float32)
     if n < 2:
         return out
+    if fit_max is not None and n > fit_max:
+        sample = e[np.sort(np.random.default_rng(0).choice(n, fit_max, replace=False))]
+        mean = sample.mean(axis=0)
+        axes = np.linalg.eigh((sample - mean).T @ (sample - mean))[1][:, ::-1][:, :2]
+        return ((e - mean) @ axes).astype(np.float32)
     centred = e - e.mean(axis=0)
     if not np.any(centred):
         return out
