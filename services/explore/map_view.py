@@ -63,14 +63,15 @@ def colouring(values: Sequence | np.ndarray, *, numeric: bool = False, max_legen
     """Numbers as they are; categories as strings in legend order, the smallest lumped into "other"."""
     if numeric:
         return Colouring(np.asarray(values, dtype=np.float64), numeric=True)
-    labels = np.asarray([str(c) for c in values], dtype=object)
-    cats = sorted(set(labels.tolist()), key=category_order)
+    # pandas, not per-category masks: 200 clusters at 100,000 points cost 0.9 s per rerun that way
+    series = pd.Series(np.asarray(values, dtype=object), dtype=object).map(str)
+    counts = series.value_counts(sort=False).to_dict()
+    cats = sorted(counts, key=category_order)
     if len(cats) > max_legend:
-        counts = {c: int((labels == c).sum()) for c in cats}
         keep = sorted(cats, key=lambda c: -counts[c])[: max_legend - 1]
-        labels = np.where(np.isin(labels, keep), labels, "other").astype(object)
-        cats = sorted(set(labels.tolist()), key=category_order)
-    return Colouring(labels, categories=tuple(cats))
+        series = series.where(series.isin(keep), "other")
+        cats = sorted(set(keep) | ({"other"} if len(keep) < len(counts) else set()), key=category_order)
+    return Colouring(series.to_numpy(dtype=object), categories=tuple(cats))
 
 
 # -- what the map is made of ---------------------------------------------------------------
