@@ -60,7 +60,7 @@ def map_figure(
             marker=dict(size=size, color=c.values[drawn], colorscale="Viridis", showscale=True, opacity=0.8), **common,
         ))
     else:
-        codes = np.asarray(pd.Categorical(c.values, categories=list(c.categories)).codes)
+        codes = c.codes if c.codes is not None else np.asarray(pd.Categorical(c.values, categories=list(c.categories)).codes)
         counts = np.bincount(codes[codes >= 0], minlength=len(c.categories))
         by_code = drawn[np.argsort(codes[drawn], kind="stable")]
         bounds = np.searchsorted(codes[by_code], np.arange(len(c.categories) + 1))

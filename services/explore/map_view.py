@@ -46,6 +46,7 @@ class Colouring:
     values: np.ndarray  # str labels, or float64 when numeric
     numeric: bool = False
     categories: tuple[str, ...] = ()
+    codes: np.ndarray | None = None  # each point's index in ``categories`` (when known)
 
     def colours(self) -> list[str]:
         """A hex colour per category, in legend order (noise and "other" are grey)."""
@@ -63,15 +64,23 @@ def colouring(values: Sequence | np.ndarray, *, numeric: bool = False, max_legen
     """Numbers as they are; categories as strings in legend order, the smallest lumped into "other"."""
     if numeric:
         return Colouring(np.asarray(values, dtype=np.float64), numeric=True)
-    # pandas, not per-category masks: 200 clusters at 100,000 points cost 0.9 s per rerun that way
-    series = pd.Series(np.asarray(values, dtype=object), dtype=object).map(str)
-    counts = series.value_counts(sort=False).to_dict()
-    cats = sorted(counts, key=category_order)
-    if len(cats) > max_legend:
-        keep = sorted(cats, key=lambda c: -counts[c])[: max_legend - 1]
-        series = series.where(series.isin(keep), "other")
-        cats = sorted(set(keep) | ({"other"} if len(keep) < len(counts) else set()), key=category_order)
-    return Colouring(series.to_numpy(dtype=object), categories=tuple(cats))
+    # One hashing pass (pandas) and arithmetic on codes: per-category masks and per-element str()
+    # cost 0.9 s per rerun with 200 clusters at 100,000 points.
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    names = [str(c) for c in uniques]
+    if (codes < 0).any() or len(set(names)) < len(names):  # missing values, or values that read alike
+        return colouring(np.array([str(v) for v in np.asarray(values, dtype=object)], dtype=object), max_legend=max_legend)
+    counts = np.bincount(codes, minlength=len(names))
+    legend = sorted(names, key=category_order)
+    if len(legend) > max_legend:
+        count = dict(zip(names, counts.tolist(), strict=True))
+        keep = set(sorted(legend, key=lambda c: -count[c])[: max_legend - 1])
+        legend = sorted(keep | {"other"}, key=category_order)
+        names = [n if n in keep else "other" for n in names]
+    position = {c: k for k, c in enumerate(legend)}
+    remap = np.array([position[n] for n in names], dtype=np.int32)
+    new_codes = remap[codes] if len(codes) else np.zeros(0, dtype=np.int32)
+    return Colouring(np.array(legend, dtype=object)[new_codes], categories=tuple(legend), codes=new_codes)
 
 
 # -- what the map is made of ---------------------------------------------------------------
@@ -83,7 +92,10 @@ def cluster_labels(data: MapData) -> np.ndarray:
 
 
 def cluster_names(labels: np.ndarray) -> np.ndarray:
-    return np.where(np.asarray(labels) < 0, "noise", np.asarray(labels).astype(str))
+    """"noise" or the cluster number, per point (via the distinct labels: fast at 10^6 points)."""
+    uniq, inverse = np.unique(np.asarray(labels, dtype=np.int64), return_inverse=True)
+    names = np.array(["noise" if u < 0 else str(u) for u in uniq.tolist()], dtype=object)
+    return names[inverse.ravel()] if len(uniq) else np.zeros(0, dtype=object)
 
 
 def has_clusters(data: MapData) -> bool:
