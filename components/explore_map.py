@@ -21,6 +21,7 @@ from services.explore.map_view import Colouring
 
 WEBGL_ABOVE = 5000
 SELECTION_ROWS = 1000  # rows of a selection listed under the map (each carries its full text)
+SELECTION_IDS = 20  # ids of a selection written out above its table
 short_hover = map_view.hover_labels  # the name other pages' components import
 
 
@@ -148,6 +149,9 @@ def selection_table(items: ItemSet, rows: list[int], clusters: np.ndarray) -> No
     large maps); a large selection lists its first SELECTION_ROWS."""
     if rows:
         st.subheader(f"Selected: {len(rows):,} text(s)")
+        ids = items.frame["id"].iloc[rows[:SELECTION_IDS]].astype(str).tolist()
+        st.caption("Their ids" + (f" (the first {SELECTION_IDS})" if len(rows) > SELECTION_IDS else "") + ":")
+        st.code(", ".join(ids), language=None, wrap_lines=True)  # a code block: ids are shown as plain text
         if len(rows) > SELECTION_ROWS:
             st.caption(f"The first {SELECTION_ROWS:,} of the {len(rows):,} selected texts.")
         shown = map_view.selection_frame(items.frame, rows[:SELECTION_ROWS], clusters)
