@@ -70,7 +70,7 @@ colouring = map_view.colour_by(colour_choice, frame, clusters=clusters, run_name
                                reference=reference, cov=cov)
 # Large maps: hovers without texts, and past DISPLAY_MAX points a density-thinned drawing.
 hover = (map_view.hover_labels(frame["text"].to_numpy(), map_view.condition_lines(frame, dims, items.names))
-         if len(frame) <= map_view.HOVER_TEXT_MAX else None)
+         if len(frame) <= map_view.hover_text_max() else None)
 drawn = map_view.display_rows(data.layout)
 thinned = len(drawn) < len(frame)
 fig = map_figure(data.layout, colouring, hover=hover, title=map_view.map_title(data), rows=drawn if thinned else None)

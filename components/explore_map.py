@@ -130,7 +130,7 @@ def map_preview(job) -> None:
         n = len(preview.items)
         st.caption(f"Preview: PCA of the {n:,} texts embedded so far; the UMAP map follows.")
         drawn = map_view.display_rows(preview.pca)
-        hover = short_hover(preview.items.texts) if n <= map_view.HOVER_TEXT_MAX else None
+        hover = short_hover(preview.items.texts) if n <= map_view.hover_text_max() else None
         st.plotly_chart(map_figure(preview.pca, preview.items.frame["source"], hover=hover,
                                    rows=drawn if len(drawn) < n else None), key="explore_preview")
 

@@ -198,11 +198,12 @@ def hover_labels(texts: Sequence[str], extra: Sequence[str] | None = None, n: in
     return np.array(out, dtype=object)
 
 
-def display_rows(xy: np.ndarray, max_points: int = DISPLAY_MAX, grid: int = 256, seed: int = 0) -> np.ndarray:
+def display_rows(xy: np.ndarray, max_points: int | None = None, grid: int = 256, seed: int = 0) -> np.ndarray:
     """The rows to draw: all of them up to ``max_points``; beyond, a density-based sample that
     keeps every point of sparse grid cells and thins only the dense ones (at most ``cap`` per
     cell, the largest cap that fits), so outliers and small clusters stay visible."""
     n = len(xy)
+    max_points = DISPLAY_MAX if max_points is None else max_points
     if n <= max_points:
         return np.arange(n)
     xy = np.asarray(xy, dtype=np.float64)
@@ -221,6 +222,11 @@ def display_rows(xy: np.ndarray, max_points: int = DISPLAY_MAX, grid: int = 256,
     first = np.concatenate([[0], np.cumsum(counts)])[cell[order]]
     rank = np.arange(n) - first
     return np.sort(order[rank < max(low, 1)])
+
+
+def hover_text_max() -> int:
+    """Up to how many points hovers carry texts (read at call time, so tests can lower it)."""
+    return HOVER_TEXT_MAX
 
 
 def _inside_polygon(xy: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
