@@ -106,7 +106,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="scale-"))
     corpus = tmp / "corpus.jsonl"
     write_corpus(corpus, args.n)
-    print(f"corpus: {args.n:,} rows, {corpus.stat().st_size / 1e6:.1f} MB of JSONL")
+    print(f"corpus: {args.n:,} rows, {corpus.stat().st_size / 1e6:.1f} MB of JSONL", flush=True)
 
     from services.core.paths import CACHE_DIR
     from services.explore.embedders import StaticEmbedder
@@ -116,9 +116,10 @@ def main() -> None:
     embedder = StaticEmbedder(cache_dir=CACHE_DIR)
     embedder.encode(["distil the static model once, before either side is timed"])
     warm_up()
-    print(f"not timed: static model ready and UMAP compiled in {time.perf_counter() - t0:.1f} s")
+    print(f"not timed: static model ready and UMAP compiled in {time.perf_counter() - t0:.1f} s", flush=True)
 
     b = bare(corpus, embedder.dir, default_min_cluster_size(args.n))
+    print("bare: " + ", ".join(f"{k} {v:.1f} s" for k, v in b.items()), flush=True)
     s, n_mapped = studio(corpus, tmp / "studio.duckdb", CACHE_DIR)
     assert n_mapped == args.n, f"the studio mapped {n_mapped} of {args.n} rows"
     for step in ("import", "embed", "umap", "clusters"):

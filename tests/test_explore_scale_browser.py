@@ -60,10 +60,10 @@ def test_browser_100k_map_colour_change_and_lasso_selection(big_map):
         assert "Hovers name the point's group only" in pg.inner_text("body")
         # the figure carries no texts: customdata row numbers, x and y only
         assert pg.evaluate("() => document.querySelector('.js-plotly-plot').data.every(t => !t.text)")
-        assert pg.evaluate("() => document.querySelector('.js-plotly-plot').data.reduce((n, t) => n + t.x.length, 0)") == N
+        assert pg.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.reduce((n, t) => n + t._length, 0)") == N
 
         # colour by topic
-        pg.locator('[data-testid="stSelectbox"]').filter(has_text="Colour by").locator("div[data-baseweb='select']").click()
+        pg.get_by_role("combobox", name="Colour by").click()
         pg.get_by_role("option", name="topic", exact=True).click()
         pg.wait_for_function(legend_has, arg="pizza pasta (20000)", timeout=60_000)
         wait_for_app(pg, timeout=120_000)
