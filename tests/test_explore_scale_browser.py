@@ -56,6 +56,7 @@ def test_browser_100k_map_colour_change_and_lasso_selection(big_map):
         pg.goto(url + "/explore")
         legend_has = "(p) => [...document.querySelectorAll('.js-plotly-plot .legendtext')].some(e => e.textContent.startsWith(p))"
         pg.wait_for_function(legend_has, arg="noise (", timeout=240_000)
+        assert pg.get_by_text("100,000 texts · UMAP").count() == 1
         wait_for_app(pg, timeout=120_000)
         assert "Hovers name the point's group only" in pg.inner_text("body")
         # the figure carries no texts: customdata row numbers, x and y only
@@ -83,8 +84,9 @@ def test_browser_100k_map_colour_change_and_lasso_selection(big_map):
         pg.mouse.up()
         pg.wait_for_selector("text=/Selected: [0-9,]+ text/", timeout=120_000)
         wait_for_app(pg, timeout=120_000)
-        shot = screenshot(pg, "explore_100k_lasso")
-        assert shot.exists()
+        assert screenshot(pg, "explore_100k_lasso").exists()
+        pg.locator("text=/Selected: [0-9,]+ text/").scroll_into_view_if_needed()
+        assert screenshot(pg, "explore_100k_selection").exists()
 
         body = pg.inner_text("body")
         selected = int(re.search(r"Selected: ([0-9,]+) text", body).group(1).replace(",", ""))

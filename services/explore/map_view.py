@@ -263,7 +263,7 @@ def map_title(data: MapData) -> str:
     n = len(data.items.frame)
     method = "UMAP" if data.xy is not None and n >= 10 else "PCA"
     asked = data.items.selected
-    count = f"{n} of {asked} texts ({asked - n} left out)" if asked is not None and asked > n else f"{n} texts"
+    count = f"{n:,} of {asked:,} texts ({asked - n:,} left out)" if asked is not None and asked > n else f"{n:,} texts"
     return f"{count} · {method} · {data.model}"
 
 
