@@ -12,7 +12,7 @@ import streamlit as st
 from components.explore_analyses import analyse, coverage_section
 from components.explore_controls import map_settings, pick_source
 from components.explore_gap import fill_the_gap
-from components.explore_map import colour_controls, map_figure, map_preview, selection_table, show_map
+from components.explore_map import colour_controls, map_figure, map_notes, map_preview, selection_table, show_map
 from components.explore_state import keep_page_state
 from components.job_progress import job_progress
 from resources import get_embedder, get_map_jobs, get_store
@@ -68,8 +68,14 @@ colour_choice, radius = colour_controls(map_view.option_labels(options, items), 
 cov = map_view.reference_coverage(data, reference, radius)
 colouring = map_view.colour_by(colour_choice, frame, clusters=clusters, run_names=items.run_names, verdicts=verdicts,
                                reference=reference, cov=cov)
-hover = map_view.hover_labels(frame["text"].to_numpy(), map_view.condition_lines(frame, dims, items.names))
-selected = show_map(map_figure(data.layout, colouring, hover=hover, title=map_view.map_title(data)), key="explore_map")
+# Large maps: hovers without texts, and past DISPLAY_MAX points a density-thinned drawing.
+hover = (map_view.hover_labels(frame["text"].to_numpy(), map_view.condition_lines(frame, dims, items.names))
+         if len(frame) <= map_view.hover_text_max() else None)
+drawn = map_view.display_rows(data.layout)
+thinned = len(drawn) < len(frame)
+fig = map_figure(data.layout, colouring, hover=hover, title=map_view.map_title(data), rows=drawn if thinned else None)
+selected = show_map(fig, key="explore_map", region_xy=data.layout if thinned else None, click=True)
+map_notes(len(frame), len(drawn), hover is not None)
 if len(frame) < 3:
     st.caption("Fewer than 3 texts: no clusters or pairwise metrics; the texts are listed below.")
     st.dataframe(map_view.display_frame(items, frame), hide_index=True)

@@ -11,6 +11,7 @@ import html
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -19,6 +20,8 @@ from services.explore.items import ItemSet
 from services.explore.map_view import Colouring
 
 WEBGL_ABOVE = 5000
+SELECTION_ROWS = 1000  # rows of a selection listed under the map (each carries its full text)
+SELECTION_IDS = 20  # ids of a selection written out above its table
 short_hover = map_view.hover_labels  # the name other pages' components import
 
 
@@ -30,31 +33,44 @@ def map_figure(
     hover: np.ndarray | None = None,
     title: str = "",
     height: int = 560,
+    rows: np.ndarray | None = None,
 ) -> go.Figure:
     """One trace per category (legend = colour key) or one numeric-coloured trace.
 
     Each point's ``customdata`` is its row number, so a selection maps back to rows whatever the
-    trace. ``colour`` is a ``Colouring`` or raw values (categories unless ``numeric``).
+    trace. ``colour`` is a ``Colouring`` or raw values (categories unless ``numeric``). ``rows``
+    draws only those rows (a thinned map); the legend still counts every point. Without
+    ``hover`` the points carry no text at all (the hover names the point's group and number).
     """
     c = colour if isinstance(colour, Colouring) else map_view.colouring(colour, numeric=numeric)
-    xy = np.asarray(xy)
-    rows = np.arange(len(xy))
-    hover = hover if hover is not None else np.array([""] * len(xy), dtype=object)
-    common = dict(mode="markers", hovertemplate="%{text}<extra></extra>")
+    xy = np.asarray(xy, dtype=np.float32)
+    drawn = np.arange(len(xy), dtype=np.int32) if rows is None else np.asarray(rows, dtype=np.int32)
+    if hover is not None:
+        common = dict(mode="markers", hovertemplate="%{text}<extra></extra>")
+        text = lambda sel: hover[sel]  # noqa: E731
+    else:  # texts are fetched for the selected or clicked points only
+        common = dict(mode="markers", hovertemplate="point %{customdata}")
+        text = lambda sel: None  # noqa: E731
+    size = 5 if len(drawn) <= WEBGL_ABOVE * 4 else 3
     fig = go.Figure()
-    # SVG up to WEBGL_ABOVE points (crisp, works without a GPU); WebGL beyond (fast at 50,000).
-    scatter = go.Scattergl if len(xy) > WEBGL_ABOVE else go.Scatter
+    # SVG up to WEBGL_ABOVE points (crisp, works without a GPU); WebGL beyond (fast at 100,000).
+    scatter = go.Scattergl if len(drawn) > WEBGL_ABOVE else go.Scatter
     if c.numeric:
         fig.add_trace(scatter(
-            x=xy[:, 0], y=xy[:, 1], customdata=rows, text=hover, showlegend=False,
-            marker=dict(size=5, color=c.values, colorscale="Viridis", showscale=True, opacity=0.8), **common,
+            x=xy[drawn, 0], y=xy[drawn, 1], customdata=drawn, text=text(drawn), showlegend=False, name="",
+            marker=dict(size=size, color=c.values[drawn], colorscale="Viridis", showscale=True, opacity=0.8), **common,
         ))
-    for cat, colour_hex in zip(c.categories, c.colours(), strict=True):
-        mask = c.values == cat
-        fig.add_trace(scatter(
-            x=xy[mask, 0], y=xy[mask, 1], customdata=rows[mask], text=hover[mask], name=f"{cat} ({int(mask.sum())})",
-            marker=dict(size=5, color=colour_hex, opacity=0.8), **common,
-        ))
+    else:
+        codes = c.codes if c.codes is not None else np.asarray(pd.Categorical(c.values, categories=list(c.categories)).codes)
+        counts = np.bincount(codes[codes >= 0], minlength=len(c.categories))
+        by_code = drawn[np.argsort(codes[drawn], kind="stable")]
+        bounds = np.searchsorted(codes[by_code], np.arange(len(c.categories) + 1))
+        for k, (cat, colour_hex) in enumerate(zip(c.categories, c.colours(), strict=True)):
+            sel = by_code[bounds[k] : bounds[k + 1]]
+            fig.add_trace(scatter(
+                x=xy[sel, 0], y=xy[sel, 1], customdata=sel, text=text(sel), name=f"{cat} ({int(counts[k])})",
+                marker=dict(size=size, color=colour_hex, opacity=0.8), **common,
+            ))
     fig.update_layout(
         title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10), dragmode="lasso",
         xaxis=dict(showticklabels=False, title=None, zeroline=False), yaxis=dict(showticklabels=False, title=None, zeroline=False),
@@ -63,9 +79,19 @@ def map_figure(
     return fig
 
 
-def show_map(fig: go.Figure, key: str) -> list[int]:
-    """Render the map with box/lasso selection; returns the selected row numbers."""
-    event = st.plotly_chart(fig, key=key, on_select="rerun", selection_mode=("box", "lasso"), width="stretch")
+def show_map(fig: go.Figure, key: str, *, region_xy: np.ndarray | None = None, click: bool = False) -> list[int]:
+    """Render the map with box/lasso selection (and a click on one point when ``click``);
+    returns the selected row numbers. With ``region_xy`` (the full layout of a thinned map), a
+    box or lasso selects every point inside it, drawn or not."""
+    modes = ("points", "box", "lasso") if click else ("box", "lasso")
+    event = st.plotly_chart(fig, key=key, on_select="rerun", selection_mode=modes, width="stretch")
+    if region_xy is not None:
+        try:
+            inside = map_view.rows_in_region(region_xy, event["selection"])
+        except (KeyError, TypeError):
+            inside = None
+        if inside is not None:
+            return inside.tolist()
     return selected_rows(event)
 
 
@@ -85,13 +111,28 @@ def selected_rows(event) -> list[int]:
     return sorted(set(rows))
 
 
+def map_notes(n: int, drawn: int, hover_text: bool) -> None:
+    """Say what the map leaves out: thinned points, hovers without text."""
+    notes = []
+    if drawn < n:
+        notes.append(f"Showing {drawn:,} of {n:,} points: dense areas are thinned, sparse ones drawn whole; "
+                     f"a box or lasso selects among all {n:,}.")
+    if not hover_text:
+        notes.append("Hovers name the point's group only; click or select points to read their texts.")
+    if notes:
+        st.caption(" ".join(notes))
+
+
 def map_preview(job) -> None:
     """While a map job runs: a PCA of the texts embedded so far (``job_progress``'s ``extra``)."""
     preview = job.preview
     if preview is not None and len(preview.items) >= 2:
-        st.caption(f"Preview: PCA of the {len(preview.items)} texts embedded so far; the UMAP map follows.")
-        st.plotly_chart(map_figure(preview.pca, preview.items.frame["source"], hover=short_hover(preview.items.texts)),
-                        key="explore_preview")
+        n = len(preview.items)
+        st.caption(f"Preview: PCA of the {n:,} texts embedded so far; the UMAP map follows.")
+        drawn = map_view.display_rows(preview.pca)
+        hover = short_hover(preview.items.texts) if n <= map_view.hover_text_max() else None
+        st.plotly_chart(map_figure(preview.pca, preview.items.frame["source"], hover=hover,
+                                   rows=drawn if len(drawn) < n else None), key="explore_preview")
 
 
 def colour_controls(options: dict[str, str], *, coverage_radius: bool) -> tuple[str, float]:
@@ -104,10 +145,17 @@ def colour_controls(options: dict[str, str], *, coverage_radius: bool) -> tuple[
 
 
 def selection_table(items: ItemSet, rows: list[int], clusters: np.ndarray) -> None:
-    """The full texts of the selected points (the hovers carry only the start)."""
+    """The full texts of the selected points (the hovers carry only the start, or nothing on
+    large maps); a large selection lists its first SELECTION_ROWS."""
     if rows:
-        st.subheader(f"Selected: {len(rows)} text(s)")
-        st.dataframe(map_view.display_frame(items, map_view.selection_frame(items.frame, rows, clusters)), hide_index=True)
+        st.subheader(f"Selected: {len(rows):,} text(s)")
+        ids = items.frame["id"].iloc[rows[:SELECTION_IDS]].astype(str).tolist()
+        st.caption("Their ids" + (f" (the first {SELECTION_IDS})" if len(rows) > SELECTION_IDS else "") + ":")
+        st.code(", ".join(ids), language=None, wrap_lines=True)  # a code block: ids are shown as plain text
+        if len(rows) > SELECTION_ROWS:
+            st.caption(f"The first {SELECTION_ROWS:,} of the {len(rows):,} selected texts.")
+        shown = map_view.selection_frame(items.frame, rows[:SELECTION_ROWS], clusters)
+        st.dataframe(map_view.display_frame(items, shown), hide_index=True)
 
 
 def heatmap_figure(similarity, counts, x_title: str, y_title: str) -> go.Figure:

@@ -38,3 +38,27 @@ def insert_dataset(store: Store, dataset_id: str, rows: list[tuple[str | None, d
                 "INSERT INTO dataset_rows (dataset_id, row_idx, row_key, text, attributes) VALUES (?, ?, ?, ?, MAP(?::VARCHAR[], ?::VARCHAR[]))",
                 [dataset_id, i, f"row-{i}", text, list(a), list(a.values())],
             )
+
+
+TOPICS = ("pizza pasta", "sushi rice", "tacos salsa", "curry naan", "burger fries")
+TONES = ("warm", "cold", "angry", "funny")
+
+
+def insert_big_run(store: Store, run_id: str, n: int) -> None:
+    """A run of ``n`` output samples with two dimensions (topic, tone), inserted in one statement."""
+    import pyarrow as pa
+
+    insert_run(store, run_id, [(big_text(0), {"topic": TOPICS[0], "tone": TONES[0]})], name=run_id)
+    rest = pa.table({"i": list(range(1, n)), "text": [big_text(i) for i in range(1, n)],
+                     "topic": [TOPICS[i % 5] for i in range(1, n)], "tone": [TONES[i % 4] for i in range(1, n)]})
+    with store.write() as cur:
+        cur.register("bulk", rest)
+        cur.execute("""INSERT INTO samples (sample_key, run_id, plan_id, item_idx, item_key, recipe_hash, condition, demo_ids,
+                       messages, text, model, params)
+                       SELECT ? || '-' || i, ?, 'plan-' || ?, i, 'item-' || i, 'recipe1', MAP(['topic', 'tone'], [topic, tone]),
+                              [], '[]', text, 'fake-model', '{}' FROM bulk""", [run_id, run_id, run_id])
+        cur.unregister("bulk")
+
+
+def big_text(i: int) -> str:
+    return f"A review about {TOPICS[i % 5]} number {i} with a {TONES[i % 4]} tone and some more words {i % 97}"

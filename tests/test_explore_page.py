@@ -168,3 +168,30 @@ def test_clicking_the_active_section_keeps_it_on_the_page(app_env):
     at.segmented_control(key="explore_section").set_value(None).run()   # what a click on the active one sends
     assert not at.exception
     assert [df.value.shape for df in at.dataframe] == shown
+
+
+def test_large_map_thins_the_drawing_and_ships_no_hover_texts(app_env, monkeypatch):
+    """The 10^5-10^6 point path on a small map: the limits are lowered, the code path is the same."""
+    import base64
+    import json
+
+    import numpy as np
+
+    from services.explore import map_view
+
+    def length(arr) -> int:  # plotly sends numpy arrays as base64 typed arrays
+        return len(np.frombuffer(base64.b64decode(arr["bdata"]), dtype=arr["dtype"])) if isinstance(arr, dict) else len(arr)
+
+    seed(app_env)
+    monkeypatch.setattr(map_view, "DISPLAY_MAX", 30)
+    monkeypatch.setattr(map_view, "HOVER_TEXT_MAX", 20)
+    at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    drawn = sum(length(t["customdata"]) for t in spec["data"])
+    assert all("text" not in t for t in spec["data"])  # no per-point texts at all
+    captions = " ".join(c.value for c in at.caption)
+    assert "Showing" in captions and "dense areas are thinned" in captions and "click or select points" in captions
+    n = int(captions.split(" of ")[1].split(" points")[0].replace(",", ""))
+    assert n == 45 + 12 and 0 < drawn <= 30
+    legend = [t["name"] for t in spec["data"]]
+    assert sum(int(name.rsplit("(", 1)[1].rstrip(")")) for name in legend) == n  # the legend counts every point

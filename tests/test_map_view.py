@@ -169,3 +169,45 @@ def test_coverage_matches_the_service():
     direct = coverage(data.vectors[~ref], data.vectors[ref], 0.3)
     via = map_view.reference_coverage(data, ref, 0.3)
     assert via is not None and via.uncovered.tolist() == direct.uncovered.tolist()
+
+
+# -- large maps ---------------------------------------------------------------------------------
+
+
+def test_display_rows_keeps_sparse_points_and_thins_dense_ones():
+    rng = np.random.default_rng(0)
+    dense = rng.normal(scale=0.5, size=(50_000, 2))
+    outliers = np.array([[40.0, 40.0], [-40.0, 35.0], [30.0, -45.0]])
+    xy = np.concatenate([dense, outliers])
+    rows = map_view.display_rows(xy, max_points=5_000)
+    assert len(rows) <= 5_000 and len(rows) > 4_000
+    assert {50_000, 50_001, 50_002} <= set(rows.tolist())  # every outlier is drawn
+    assert np.all(np.diff(rows) > 0)
+    assert np.array_equal(map_view.display_rows(xy[:100], max_points=5_000), np.arange(100))
+
+
+def test_rows_in_region_selects_every_point_inside_a_box_or_lasso():
+    xy = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [5.0, 5.0], [0.5, 1.8]])
+    box = {"box": [{"xref": "x", "yref": "y", "x": [2.5, -0.5], "y": [-0.5, 2.5]}], "lasso": [], "points": []}
+    assert map_view.rows_in_region(xy, box).tolist() == [0, 1, 2, 4]
+    triangle = {"lasso": [{"x": [-1.0, 3.0, -1.0], "y": [-1.0, -1.0, 3.0]}]}  # below the line x + y = 2
+    assert map_view.rows_in_region(xy, triangle).tolist() == [0]
+    assert map_view.rows_in_region(xy, {"points": [{"customdata": 1}], "box": [], "lasso": []}) is None
+
+
+def test_large_map_figure_ships_no_texts_and_counts_every_point_in_the_legend():
+    import plotly.io as pio
+
+    from components.explore_map import map_figure
+
+    rng = np.random.default_rng(1)
+    n = 30_000
+    xy = rng.normal(size=(n, 2))
+    labels = map_view.cluster_names(rng.integers(-1, 5, n))
+    drawn = np.arange(0, n, 3)
+    fig = map_figure(xy, map_view.colouring(labels), hover=None, rows=drawn)
+    assert all(t.text is None for t in fig.data)
+    assert sorted(int(v) for t in fig.data for v in t.customdata) == drawn.tolist()
+    legend = {t.name for t in fig.data}
+    assert f"noise ({int((labels == 'noise').sum())})" in legend  # counts over all n, not the drawn third
+    assert len(pio.to_json(fig, validate=False)) < 0.5e6  # x, y and row numbers as binary arrays

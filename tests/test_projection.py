@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -94,3 +97,54 @@ def test_map_job_on_too_few_samples(store):
     data = build_map(store, HashEmbedder(), MapRequest(run_ids=("tiny",)))
     assert data.xy is None and len(data.items) == 1
     assert any("empty" in n for n in data.notes) and any("too few" in n for n in data.notes)
+
+
+def test_cpu_path_is_chosen_without_rapids(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cuml", None)  # as if not installed: import raises ImportError
+    projection.backend.cache_clear()
+    try:
+        assert projection.backend() == "cpu"
+        rng = np.random.default_rng(0)
+        xy = np.concatenate([rng.normal(size=(40, 2)), rng.normal(size=(40, 2)) + 20])
+        labels = hdbscan_labels(xy, ClusterParams(min_cluster_size=10))
+        assert len(set(labels.tolist()) - {-1}) == 2  # the CPU hdbscan ran
+    finally:
+        projection.backend.cache_clear()
+
+
+def test_rapids_is_used_with_the_same_calls_when_a_gpu_is_present(monkeypatch):
+    calls = []
+
+    class FakeUMAP:
+        def __init__(self, **kw):
+            calls.append(("umap", kw))
+
+        def fit_transform(self, e):
+            return np.zeros((len(e), 2))
+
+    class FakeHDBSCAN:
+        def __init__(self, **kw):
+            calls.append(("hdbscan", kw))
+
+        def fit_predict(self, xy):
+            return np.zeros(len(xy), dtype=np.int64)
+
+    cuml = types.ModuleType("cuml")
+    cuml.manifold = types.SimpleNamespace(UMAP=FakeUMAP)
+    cuml.cluster = types.SimpleNamespace(HDBSCAN=FakeHDBSCAN)
+    cupy = types.ModuleType("cupy")
+    cupy.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
+    monkeypatch.setitem(sys.modules, "cuml", cuml)
+    monkeypatch.setitem(sys.modules, "cuml.manifold", cuml.manifold)
+    monkeypatch.setitem(sys.modules, "cuml.cluster", cuml.cluster)
+    monkeypatch.setitem(sys.modules, "cupy", cupy)
+    projection.backend.cache_clear()
+    try:
+        assert projection.backend() == "cuml"
+        xy = projection.umap_layout(_unit(50), LayoutParams(n_neighbors=7))
+        labels = hdbscan_labels(xy, ClusterParams(min_cluster_size=5))
+    finally:
+        projection.backend.cache_clear()
+    assert xy.shape == (50, 2) and labels.dtype == np.int32
+    assert calls == [("umap", dict(n_neighbors=7, min_dist=0.1, metric="cosine", random_state=42, n_components=2)),
+                     ("hdbscan", dict(min_cluster_size=5, min_samples=None))]

@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import model_validator
 
 from services.curation.step_base import BaseStep, Decision, FilterContext, SampleBatch, StepScores, groups_keep
+from services.explore.neighbours import similar_pairs
 
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
@@ -184,24 +185,11 @@ def _pair_sim(n: int, rep: np.ndarray, extra: dict, ok: np.ndarray) -> np.ndarra
 # -- semantic ------------------------------------------------------------------------------------
 
 
-def cosine_pairs(vectors: np.ndarray, threshold: float, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (i < j) of L2-normalised rows with cosine >= threshold, in numpy chunks (never SQL)."""
-    e = np.asarray(vectors, dtype=np.float32)
-    n = len(e)
-    out_i, out_j, out_s = [], [], []
-    for start in range(0, n, chunk):
-        sims = e[start : start + chunk] @ e[start:].T  # only the upper triangle's columns
-        rows, cols = np.nonzero(sims >= threshold)
-        i = rows + start
-        j = cols + start
-        upper = j > i
-        out_i.append(i[upper])
-        out_j.append(j[upper])
-        out_s.append(sims[rows[upper], cols[upper]].astype(np.float64))
-    if not out_i:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z, np.zeros(0)
-    return np.concatenate(out_i).astype(np.int64), np.concatenate(out_j).astype(np.int64), np.concatenate(out_s)
+def cosine_pairs(vectors: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i < j) of L2-normalised rows with cosine >= threshold: exact numpy chunks for small
+    sets, an approximate-neighbour index past services.explore.neighbours.EXACT_MAX (never SQL,
+    never an all-pairs matrix)."""
+    return similar_pairs(vectors, threshold)
 
 
 def cached_vectors(store, embedder, texts: list[str], max_embed: int | None) -> tuple[np.ndarray | None, int]:

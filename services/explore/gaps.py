@@ -17,6 +17,7 @@ from services.core.errors import StudioError
 from services.core.store import Store
 from services.explore.diversity import mean_pairwise_cosine
 from services.explore.items import NONE
+from services.explore.neighbours import similar_pairs
 from services.recipes.recipe import Demo, Recipe, Value
 from services.recipes.version_store import RecipeVersion, save_version
 
@@ -126,18 +127,11 @@ def probe_separability(frame: pd.DataFrame, vectors: np.ndarray, dimensions: Seq
 # -- near duplicates -----------------------------------------------------------------------
 
 
-def near_duplicate_pairs(vectors: np.ndarray, threshold: float = 0.95, *, chunk: int = 2048) -> np.ndarray:
-    """Index pairs (i < j) with cosine similarity >= threshold, as an (m x 2) array."""
-    e = np.asarray(vectors, dtype=np.float32)
-    n = len(e)
-    found = []
-    for start in range(0, n, chunk):
-        sims = e[start : start + chunk] @ e.T
-        i, j = np.nonzero(sims >= threshold)
-        i = i + start
-        keep = j > i
-        found.append(np.stack([i[keep], j[keep]], axis=1))
-    return np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+def near_duplicate_pairs(vectors: np.ndarray, threshold: float = 0.95) -> np.ndarray:
+    """Index pairs (i < j) with cosine similarity >= threshold, as an (m x 2) array (exact for
+    small sets, an approximate-neighbour index at scale: services.explore.neighbours)."""
+    i, j, _ = similar_pairs(vectors, threshold)
+    return np.stack([i, j], axis=1)
 
 
 def near_duplicate_groups(

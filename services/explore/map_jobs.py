@@ -27,7 +27,8 @@ from services.explore.embedding_store import embed_texts
 from services.explore.items import ItemSet, combine, load_dataset, load_runs, usable
 from services.explore.projection import ClusterParams, LayoutParams, cluster, default_min_cluster_size, pca_layout, project
 
-EMBED_CHUNK = 512  # texts per cache round-trip; the preview refreshes after each
+EMBED_CHUNK = 512  # texts per cache round-trip at least; the preview refreshes after each
+PREVIEW_FIT = 5_000  # the preview's PCA axes come from this many points at most
 
 
 @dataclass(frozen=True)
@@ -185,19 +186,24 @@ def build_map(store: Store, embedder: Embedder, request: MapRequest, job: MapJob
     texts = items.texts
     n = len(texts)
     hashes = [text_hash(t) for t in texts]
-    parts: list[np.ndarray] = []
+    vectors = np.zeros((0, 0), dtype=np.float32)
+    # Chunks grow with the map (about 50 progress steps); vectors fill one array (no re-concatenation),
+    # and the preview's PCA axes are fitted on a sample, so previews stay cheap at 10^5-10^6 points.
+    step = max(EMBED_CHUNK, n // 50)
     job.report("embedding", 0, n, f"embedding {n} texts with {embedder.name}")
-    for start in range(0, n, EMBED_CHUNK):
+    for start in range(0, n, step):
         base = start
 
         def progress(done: int, total: int, base: int = base) -> None:
             job.report("embedding", base + done, n, f"embedding {n} texts with {embedder.name}")
 
-        parts.append(embed_texts(store, embedder, texts[start : start + EMBED_CHUNK], progress=progress))
-        got = np.concatenate(parts)
+        chunk = embed_texts(store, embedder, texts[start : start + step], progress=progress)
+        if start == 0:
+            vectors = np.empty((n, chunk.shape[1]), dtype=np.float32)
+        vectors[start : start + len(chunk)] = chunk
+        got = vectors[: start + len(chunk)]
         sub = replace(items, frame=items.frame.iloc[: len(got)])
-        job.preview = MapData(items=sub, vectors=got, pca=pca_layout(got), model=embedder.name, notes=notes)
-    vectors = np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+        job.preview = MapData(items=sub, vectors=got, pca=pca_layout(got, fit_max=PREVIEW_FIT), model=embedder.name, notes=notes)
     data = MapData(items=items, vectors=vectors, pca=pca_layout(vectors), model=embedder.name, notes=list(notes))
     job.preview = data
     if n < 3:

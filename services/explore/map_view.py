@@ -23,6 +23,8 @@ from services.explore.map_jobs import MapData
 from services.explore.recipe_cells import RecipeCells
 
 HOVER_CHARS = 80
+HOVER_TEXT_MAX = 20_000  # above this many points hovers carry no text (select or click to read)
+DISPLAY_MAX = 100_000  # plotly's WebGL scatter stays interactive up to about this many points
 MAX_LEGEND = 30  # more categories than this cannot be told apart: the rest become "other"
 GREY = ("noise", "other")
 NOISE_COLOUR = "#c8c8c8"
@@ -44,6 +46,7 @@ class Colouring:
     values: np.ndarray  # str labels, or float64 when numeric
     numeric: bool = False
     categories: tuple[str, ...] = ()
+    codes: np.ndarray | None = None  # each point's index in ``categories`` (when known)
 
     def colours(self) -> list[str]:
         """A hex colour per category, in legend order (noise and "other" are grey)."""
@@ -61,14 +64,23 @@ def colouring(values: Sequence | np.ndarray, *, numeric: bool = False, max_legen
     """Numbers as they are; categories as strings in legend order, the smallest lumped into "other"."""
     if numeric:
         return Colouring(np.asarray(values, dtype=np.float64), numeric=True)
-    labels = np.asarray([str(c) for c in values], dtype=object)
-    cats = sorted(set(labels.tolist()), key=category_order)
-    if len(cats) > max_legend:
-        counts = {c: int((labels == c).sum()) for c in cats}
-        keep = sorted(cats, key=lambda c: -counts[c])[: max_legend - 1]
-        labels = np.where(np.isin(labels, keep), labels, "other").astype(object)
-        cats = sorted(set(labels.tolist()), key=category_order)
-    return Colouring(labels, categories=tuple(cats))
+    # One hashing pass (pandas) and arithmetic on codes: per-category masks and per-element str()
+    # cost 0.9 s per rerun with 200 clusters at 100,000 points.
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    names = [str(c) for c in uniques]
+    if (codes < 0).any() or len(set(names)) < len(names):  # missing values, or values that read alike
+        return colouring(np.array([str(v) for v in np.asarray(values, dtype=object)], dtype=object), max_legend=max_legend)
+    counts = np.bincount(codes, minlength=len(names))
+    legend = sorted(names, key=category_order)
+    if len(legend) > max_legend:
+        count = dict(zip(names, counts.tolist(), strict=True))
+        keep = set(sorted(legend, key=lambda c: -count[c])[: max_legend - 1])
+        legend = sorted(keep | {"other"}, key=category_order)
+        names = [n if n in keep else "other" for n in names]
+    position = {c: k for k, c in enumerate(legend)}
+    remap = np.array([position[n] for n in names], dtype=np.int32)
+    new_codes = remap[codes] if len(codes) else np.zeros(0, dtype=np.int32)
+    return Colouring(np.array(legend, dtype=object)[new_codes], categories=tuple(legend), codes=new_codes)
 
 
 # -- what the map is made of ---------------------------------------------------------------
@@ -80,7 +92,10 @@ def cluster_labels(data: MapData) -> np.ndarray:
 
 
 def cluster_names(labels: np.ndarray) -> np.ndarray:
-    return np.where(np.asarray(labels) < 0, "noise", np.asarray(labels).astype(str))
+    """"noise" or the cluster number, per point (via the distinct labels: fast at 10^6 points)."""
+    uniq, inverse = np.unique(np.asarray(labels, dtype=np.int64), return_inverse=True)
+    names = np.array(["noise" if u < 0 else str(u) for u in uniq.tolist()], dtype=object)
+    return names[inverse.ravel()] if len(uniq) else np.zeros(0, dtype=object)
 
 
 def has_clusters(data: MapData) -> bool:
@@ -183,12 +198,72 @@ def hover_labels(texts: Sequence[str], extra: Sequence[str] | None = None, n: in
     return np.array(out, dtype=object)
 
 
+def display_rows(xy: np.ndarray, max_points: int | None = None, grid: int = 256, seed: int = 0) -> np.ndarray:
+    """The rows to draw: all of them up to ``max_points``; beyond, a density-based sample that
+    keeps every point of sparse grid cells and thins only the dense ones (at most ``cap`` per
+    cell, the largest cap that fits), so outliers and small clusters stay visible."""
+    n = len(xy)
+    max_points = DISPLAY_MAX if max_points is None else max_points
+    if n <= max_points:
+        return np.arange(n)
+    xy = np.asarray(xy, dtype=np.float64)
+    lo, span = xy.min(axis=0), np.ptp(xy, axis=0)
+    cell_xy = np.minimum((grid * (xy - lo) / np.where(span > 0, span, 1)).astype(np.int64), grid - 1)
+    cell = cell_xy[:, 0] * grid + cell_xy[:, 1]
+    counts = np.bincount(cell, minlength=grid * grid)
+    low, high = 0, int(counts.max())  # the largest cap with sum(min(count, cap)) <= max_points
+    while low < high:
+        mid = (low + high + 1) // 2
+        if np.minimum(counts, mid).sum() <= max_points:
+            low = mid
+        else:
+            high = mid - 1
+    order = np.lexsort((np.random.default_rng(seed).random(n), cell))  # random order inside each cell
+    first = np.concatenate([[0], np.cumsum(counts)])[cell[order]]
+    rank = np.arange(n) - first
+    return np.sort(order[rank < max(low, 1)])
+
+
+def hover_text_max() -> int:
+    """Up to how many points hovers carry texts (read at call time, so tests can lower it)."""
+    return HOVER_TEXT_MAX
+
+
+def _inside_polygon(xy: np.ndarray, px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    """Even-odd rule: True for the points inside the polygon (px, py), vectorised over points."""
+    x, y = xy[:, 0], xy[:, 1]
+    inside = np.zeros(len(xy), dtype=bool)
+    for k in range(len(px)):
+        x1, y1, x2, y2 = px[k - 1], py[k - 1], px[k], py[k]
+        if y1 == y2:
+            continue
+        crosses = (y1 > y) != (y2 > y)
+        inside ^= crosses & (x < x1 + (y - y1) * (x2 - x1) / (y2 - y1))
+    return inside
+
+
+def rows_in_region(xy: np.ndarray, selection: Mapping) -> np.ndarray | None:
+    """Rows of every point (drawn or thinned out) inside a chart selection's boxes and lassos;
+    None when the selection has no region (e.g. a clicked point)."""
+    boxes, lassos = selection.get("box") or [], selection.get("lasso") or []
+    if not boxes and not lassos:
+        return None
+    xy = np.asarray(xy, dtype=np.float64)
+    inside = np.zeros(len(xy), dtype=bool)
+    for b in boxes:
+        (x0, x1), (y0, y1) = sorted(b["x"][:2]), sorted(b["y"][:2])
+        inside |= (xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)
+    for lasso in lassos:
+        inside |= _inside_polygon(xy, np.asarray(lasso["x"], float), np.asarray(lasso["y"], float))
+    return np.flatnonzero(inside)
+
+
 def map_title(data: MapData) -> str:
     """"N texts", or "N of M texts" when some of the selected ones were left out (notes say why)."""
     n = len(data.items.frame)
     method = "UMAP" if data.xy is not None and n >= 10 else "PCA"
     asked = data.items.selected
-    count = f"{n} of {asked} texts ({asked - n} left out)" if asked is not None and asked > n else f"{n} texts"
+    count = f"{n:,} of {asked:,} texts ({asked - n:,} left out)" if asked is not None and asked > n else f"{n:,} texts"
     return f"{count} · {method} · {data.model}"
 
 

@@ -9,13 +9,18 @@ Measured here (docs/architecture.md, "Measured"): UMAP's numba JIT dominates the
   steady state (measured at 10,000 points: exact kNN made the map 1.43x the bare library call,
   NN-descent keeps it near 1.0), so ``warm_up`` compiles both paths (a few hundred points, then
   ~4,200), as the real maps will take them;
-- HDBSCAN runs with ``core_dist_n_jobs=1`` (a worker pool cost 10 s on the first call).
+- HDBSCAN runs with ``core_dist_n_jobs=1`` (a worker pool cost 10 s on the first call);
+  fast-hdbscan was measured against it on the same 2-D layouts (bench/clustering.py) and is not
+  used: it did not give the same clusters everywhere (ARI 0.80 on overlapping blobs at 100,000);
+- with a GPU and RAPIDS cuML importable, UMAP and HDBSCAN run on cuML (same calls); without
+  them, the CPU libraries above (``backend()`` says which).
 A projection is cached by (items hash, model, method, parameters); a clustering by
 (projection, parameters), so changing the minimum cluster size never recomputes UMAP.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -73,6 +78,18 @@ def clustering_key(projection_id: str, params: ClusterParams) -> str:
 # -- computations --------------------------------------------------------------------------
 
 
+@functools.cache
+def backend() -> str:
+    """"cuml" when RAPIDS cuML imports and a CUDA device is visible, else "cpu" (never required)."""
+    try:
+        import cuml  # noqa: F401
+        import cupy
+
+        return "cuml" if cupy.cuda.runtime.getDeviceCount() > 0 else "cpu"
+    except Exception:  # not installed, no driver, no device: the CPU path
+        return "cpu"
+
+
 def exact_knn(vectors: np.ndarray, k: int, *, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
     """Exact cosine k-nearest neighbours of L2-normalised rows (self first), from numpy.
 
@@ -98,13 +115,21 @@ def exact_knn(vectors: np.ndarray, k: int, *, chunk: int = 2048) -> tuple[np.nda
     return idx, dist
 
 
-def pca_layout(vectors: np.ndarray) -> np.ndarray:
-    """A 2-D PCA layout (instant; the preview while UMAP computes). Works for any n >= 0."""
+def pca_layout(vectors: np.ndarray, fit_max: int | None = None) -> np.ndarray:
+    """A 2-D PCA layout (instant; the preview while UMAP computes). Works for any n >= 0.
+
+    With ``fit_max``, the axes come from a fixed random sample of that many points (all points
+    are projected): a preview of 10^5 points in tens of milliseconds."""
     e = np.asarray(vectors, dtype=np.float64)
     n = len(e)
     out = np.zeros((n, 2), dtype=np.float32)
     if n < 2:
         return out
+    if fit_max is not None and n > fit_max:
+        sample = e[np.sort(np.random.default_rng(0).choice(n, fit_max, replace=False))]
+        mean = sample.mean(axis=0)
+        axes = np.linalg.eigh((sample - mean).T @ (sample - mean))[1][:, ::-1][:, :2]
+        return ((e - mean) @ axes).astype(np.float32)
     centred = e - e.mean(axis=0)
     if not np.any(centred):
         return out
@@ -129,10 +154,14 @@ def umap_layout(vectors: np.ndarray, params: LayoutParams = LayoutParams()) -> n
     n = len(e)
     if n < MIN_UMAP_POINTS:
         return pca_layout(e)
-    import umap  # after NUMBA_CACHE_DIR is set
-
     k = int(max(2, min(params.n_neighbors, n - 1)))
     kwargs = dict(n_neighbors=k, min_dist=float(params.min_dist), metric="cosine", random_state=int(params.seed), n_components=2)
+    if backend() == "cuml":
+        from cuml.manifold import UMAP
+
+        return np.asarray(UMAP(**kwargs).fit_transform(e), dtype=np.float32)
+    import umap  # after NUMBA_CACHE_DIR is set
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if n < EXACT_KNN_MAX:
@@ -150,10 +179,15 @@ def hdbscan_labels(xy: np.ndarray, params: ClusterParams = ClusterParams()) -> n
     size = max(2, int(params.min_cluster_size))
     if n < max(size, 3):
         return np.full(n, -1, dtype=np.int32)
-    import hdbscan
-
     samples = None if params.min_samples is None else max(1, min(int(params.min_samples), n - 1))
-    clusterer = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=samples, core_dist_n_jobs=1)
+    if backend() == "cuml":
+        from cuml.cluster import HDBSCAN
+
+        clusterer = HDBSCAN(min_cluster_size=size, min_samples=samples)
+    else:
+        import hdbscan
+
+        clusterer = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=samples, core_dist_n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
