@@ -67,7 +67,10 @@ def _shares(r: Report, dim: str) -> go.Figure:
 
 def cost_section(r: Report) -> None:
     st.subheader("Cost")
-    _table(r.cost, "No run in the comparison.")
+    frame = r.cost
+    if frame is not None and not frame.empty:  # readable precision; the report's export keeps full figures
+        frame = frame.round({"seconds": 1, "tokens / kept": 1, "seconds / kept": 2, "dollars": 6, "dollars / kept": 8})
+    _table(frame, "No run in the comparison.")
     _notes(r.notes["cost"])
 
 
