@@ -191,7 +191,8 @@ def test_large_map_thins_the_drawing_and_ships_no_hover_texts(app_env, monkeypat
     assert all("text" not in t for t in spec["data"])  # no per-point texts at all
     captions = " ".join(c.value for c in at.caption)
     assert "Showing" in captions and "dense areas are thinned" in captions and "click or select points" in captions
-    n = int(captions.split(" of ")[1].split(" points")[0].replace(",", ""))
+    showing = next(c.value for c in at.caption if "Showing" in c.value)
+    n = int(showing.split("Showing", 1)[1].split(" of ")[1].split(" points")[0].replace(",", ""))
     assert n == 45 + 12 and 0 < drawn <= 30
     legend = [t["name"] for t in spec["data"]]
     assert sum(int(name.rsplit("(", 1)[1].rstrip(")")) for name in legend) == n  # the legend counts every point
