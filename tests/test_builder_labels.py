@@ -1,0 +1,50 @@
+"""AppTests for the Builder's value labels and its starter gallery."""
+
+from __future__ import annotations
+
+from services.demo.recipe_files import demo_recipe_files, load_demo_recipe
+from tests.test_builder_page import dim_uid, key, run_page
+
+LONG = "positive: warm, generous and specific about what worked"
+
+
+def test_a_labelled_value_shows_its_label_and_renders_its_text(db_path):
+    at = run_page()
+    uid = dim_uid(at, "sentiment")
+    at.text_area(key=f"builder_dim_{uid}_values").set_value(f"pos :: {LONG}\nnegative").run()
+    assert not at.exception and not at.error
+    df = at.dataframe[0].value
+    assert set(df["sentiment"]) == {"pos", "negative"}  # the plan table shows the label
+    pos = df[df["sentiment"] == "pos"]
+    assert all(m.startswith(f"Write a {LONG} review") for m in pos["user message"])  # the prompt has the text
+    # Random sampling: the items-per-value counts are by label.
+    at.radio(key="builder_strategy").set_value("random").run()
+    counts = [t.value for t in at.text if t.value.startswith("sentiment (")]
+    assert counts and "pos " in counts[0] and LONG not in counts[0]
+
+
+def test_split_name_description_values_into_labels(db_path):
+    at = run_page()
+    uid = dim_uid(at, "genre")
+    box = f"builder_dim_{uid}_values"
+    at.text_area(key=box).set_value("comedy: jokes and timing\nhorror: dread\ndrama").run()
+    next(b for b in at.button if b.label.startswith("Short labels")).click().run()
+    assert not at.exception
+    assert key(at, box) == "comedy :: comedy: jokes and timing\nhorror :: horror: dread\ndrama"
+    assert set(at.dataframe[0].value["genre"]) <= {"comedy", "horror", "drama"}
+
+
+def test_gallery_offers_an_empty_recipe_and_every_starter(db_path):
+    at = run_page()
+    assert any("Open a recipe" in i.value for i in at.info)  # the example says how to pick deliberately
+    lines = [t.value for t in at.text]
+    for stem in demo_recipe_files():
+        recipe = load_demo_recipe(stem)
+        assert any(line.startswith(f"{recipe.name} — ") and len(line) > len(recipe.name) + 10 for line in lines), stem
+    at.button(key="builder_pin_start_passage_qa").click().run()
+    assert not at.exception
+    assert key(at, "builder_name") == "passage-question-answer"
+    assert not at.info  # no longer the example
+    at.button(key="builder_pin_start_empty").click().run()
+    assert key(at, "builder_name") == "untitled" and key(at, "builder_dims") == []
+    assert "editing: new recipe" in at.expander[0].label
