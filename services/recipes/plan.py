@@ -83,10 +83,10 @@ def template_condition(recipe: Recipe, condition: Condition,
     parents = {d.name: d.depends_on for d in recipe.dimensions}
     out: dict[str, Any] = dict(condition)
     for name, table in texts.items():
-        if name in condition:
-            key = condition[name]
-            parent = condition.get(parents[name]) if parents[name] else None
-            out[name] = LabelledText(table.get((parent, key), key), key)
+        key = condition.get(name)
+        if key is not None:
+            parent = parents[name]
+            out[name] = LabelledText(table.get((condition.get(parent) if parent else None, key), key), key)
     return out
 
 
