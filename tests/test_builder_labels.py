@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from services.demo.recipe_files import demo_recipe_files, load_demo_recipe
 from tests.test_builder_page import dim_uid, key, run_page
 
@@ -36,7 +38,7 @@ def test_split_name_description_values_into_labels(db_path):
 
 def test_gallery_offers_an_empty_recipe_and_every_starter(db_path):
     at = run_page()
-    assert any("Open a recipe" in i.value for i in at.info)  # the example says how to pick deliberately
+    assert any("shipped starters" in i.value for i in at.info)  # the example says how to pick deliberately
     lines = [t.value for t in at.text]
     for stem in demo_recipe_files():
         recipe = load_demo_recipe(stem)
@@ -48,3 +50,20 @@ def test_gallery_offers_an_empty_recipe_and_every_starter(db_path):
     at.button(key="builder_pin_start_empty").click().run()
     assert key(at, "builder_name") == "untitled" and key(at, "builder_dims") == []
     assert "editing: new recipe" in at.expander[0].label
+
+
+@pytest.mark.browser
+def test_browser_gallery_opens_a_starter(page):
+    """The starter gallery in the real studio: every starter listed, one opened."""
+    from tests.browser import screenshot, wait_for_app
+
+    page.goto(page.url.rstrip("/") + "/prompt_builder")
+    wait_for_app(page)
+    page.get_by_text("Open a recipe").click()
+    page.get_by_text("preference-pairs — ").wait_for()
+    path = screenshot(page, "prompt_builder_gallery", full_page=False)
+    assert path.stat().st_size > 20_000
+    page.get_by_role("button", name="Open", exact=True).nth(list(demo_recipe_files()).index("passage_qa")).click()
+    wait_for_app(page)
+    assert page.get_by_role("textbox", name="Recipe name").input_value() == "passage-question-answer"
+    assert page.locator('[data-testid="stException"]').count() == 0

@@ -26,7 +26,7 @@ def load_demo_recipe(stem: str) -> Recipe:
     return from_yaml(demo_recipe_files()[stem].read_text(encoding="utf-8"))
 
 
-def one_line(description: str, limit: int = 140) -> str:
+def one_line(description: str, limit: int = 220) -> str:
     """A description's first sentence, for a gallery line."""
     text = " ".join(description.split())
     first = text.split(". ")[0].rstrip(".")
