@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.demo.recipe_files import demo_recipe_files, load_demo_recipe
-from tests.test_builder_page import dim_uid, key, run_page
+from tests.test_builder_page import dim_uid, key, open_demo, run_page
 
 LONG = "positive: warm, generous and specific about what worked"
 
@@ -67,3 +67,21 @@ def test_browser_gallery_opens_a_starter(page):
     wait_for_app(page)
     assert page.get_by_role("textbox", name="Recipe name").input_value() == "passage-question-answer"
     assert page.locator('[data-testid="stException"]').count() == 0
+
+
+def test_splitting_a_parents_values_keeps_its_dependents_lists(db_path):
+    at = open_demo(run_page(), "restaurant_reviews")
+    parent, child = dim_uid(at, "label"), dim_uid(at, "subtopic")
+    lists = {v: key(at, f"builder_dim_{child}_for_{v}") for v in ("positive", "negative")}
+    # The parent's values become "Name: description" lines; the child's lists follow their texts.
+    at.session_state[f"builder_dim_{parent}_values"] = "positive: glowing and warm\nnegative: harsh and specific"
+    for v, text in (("positive", "positive: glowing and warm"), ("negative", "negative: harsh and specific")):
+        at.session_state[f"builder_dim_{child}_for_{text}"] = lists[v]
+    at.run()
+    next(b for b in at.button if b.label.startswith("Short labels")).click().run()
+    assert not at.exception and not at.error
+    assert key(at, f"builder_dim_{child}_for_positive") == lists["positive"]
+    assert set(at.dataframe[0].value["label"]) <= {"positive", "negative"}
+    df = at.dataframe[0].value
+    for label, msg in zip(df["label"], df["user message"], strict=True):  # the prompt gets the whole text
+        assert msg.startswith(f"Write a {label}: {'glowing and warm' if label == 'positive' else 'harsh and specific'} review")
