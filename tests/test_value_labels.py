@@ -119,3 +119,11 @@ def test_value_lines_and_uploads_carry_labels():
     assert split[0].text == CHEF  # the prompt keeps the whole line
     csv = parse_values_file("v.csv", f'label,value\nChef,"{CHEF}"\n,Clerk\n'.encode())
     assert [(v.label, v.text) for v in csv.values] == [("Chef", CHEF), ("", "Clerk")]
+
+
+def test_explore_heatmap_cells_use_labels():
+    from services.explore.recipe_cells import recipe_cells
+
+    cells = recipe_cells(labelled(), "persona", "topic")
+    assert cells.values_a == ["Chef", "Pilot", "Clerk"]
+    assert ("Chef", "Soup") in cells.possible and ("Pilot", "Soup") not in cells.possible
