@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from components import column_editor, plan_view, recipe_form, versions
+from components import column_editor, plan_view, recipe_form, recipe_gallery, versions
 from components.flash import flash, show_flash
 from resources import get_local_server, get_store
 from services.demo.recipe_files import demo_recipe_files, load_demo_recipe
@@ -21,7 +21,8 @@ DEFAULT = Recipe(name="movie-reviews", task="Suppose you are a movie reviewer.",
                  user_template="Write a {{ sentiment }} review of a {{ genre }} movie.",
                  dimensions=[Dimension(name="sentiment", values=["positive", "negative"]),
                              Dimension(name="genre", values=["comedy", "horror", "drama"])])
-recipe_form.ensure_loaded(DEFAULT, "the movie-review starter (open a demo, or start empty, here)")
+STARTER = "the movie-review example (pick a starter or an empty recipe here)"
+recipe_form.ensure_loaded(DEFAULT, STARTER)
 
 st.title("Prompt Builder")
 st.caption("A conditional prompt: a task specification, dimensions with values, demonstrations and a template, "
@@ -48,7 +49,9 @@ def _import_yaml() -> None:
         flash("builder_pin_flash", "error", f"{f.name} was not imported (the form is unchanged): {exc}")
 
 
-with st.expander(f"Open a recipe — editing: {recipe_form.source_label()}", expanded=False, icon=":material/folder_open:"):
+recipe_gallery.starter_hint(recipe_form.source_label() == STARTER)
+with st.expander(f"Open a recipe — editing: {recipe_form.source_label()}", icon=":material/folder_open:"):
+    recipe_gallery.starter_gallery()
     c1, c2, c3 = st.columns(3)
     demos = list(demo_recipe_files())
     c1.selectbox("Demo recipe", demos, key="builder_pick_demo", index=None, placeholder="Choose a demo recipe")
@@ -58,7 +61,6 @@ with st.expander(f"Open a recipe — editing: {recipe_form.source_label()}", exp
                  format_func={v.recipe_hash: v.label for v in saved}.get, placeholder="Choose a saved version")
     c2.button("Open version", on_click=_load, args=("saved",), disabled=not saved)
     c3.file_uploader("Import a YAML recipe", type=["yaml", "yml"], key="builder_pin_yaml", on_change=_import_yaml)
-    c3.button("New empty recipe", on_click=recipe_form.load_recipe, args=(Recipe(name="untitled"), "new recipe"))
     show_flash("builder_pin_flash")
 
 result = recipe_form.read_recipe()

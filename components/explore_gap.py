@@ -30,7 +30,7 @@ def fill_the_gap(store: Store, runs: pd.DataFrame, run_ids: list[str], items: It
         picked = st.multiselect("Dimensions to restrict", recipe_dims, default=recipe_dims[:2], key="explore_gap_dims")
         restrict = {}
         for d in picked:
-            values = [v.text for v in recipe.dimension(d).all_values()]
+            values = [v.key for v in recipe.dimension(d).all_values()]
             col = items.column(d)  # the recipe's name; the frame's column may differ (items._RESERVED)
             have = frame[col].value_counts().to_dict() if col else {}
             restrict[d] = st.multiselect(f"{d} (samples so far per value in brackets)", values, key=f"explore_gap_v_{d}",

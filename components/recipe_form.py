@@ -35,6 +35,8 @@ from services.recipes.value_import import (
     parse_parent_values,
     parse_value_lines,
     parse_values_file,
+    split_at_colon,
+    values_have_colons,
 )
 
 P = "builder_"
@@ -203,13 +205,45 @@ def _uploaded_values(uid: str, target: str) -> None:
         s[_k("dim", uid, "upload_msg")] = ("error", str(exc))
         return
     current = s.get(target, "").rstrip("\n")
-    added = format_value_lines(parsed.values)
+    values, n_split = split_at_colon(parsed.values) if s.get(_k("dim", uid, "upload_split")) else (parsed.values, 0)
+    added = format_value_lines(values)
     replace = s.get(_k("dim", uid, "upload_mode")) == "Replace"
     s[target] = (current + "\n" + added).strip("\n") if current and not replace else added
     msg = f"{'Replaced the values with' if replace else 'Added'} {len(parsed.values)} values from {f.name}."
+    if n_split:
+        msg += f" {n_split} got a short label (the part before the first colon)."
     if parsed.problems:
         msg += f" Skipped {len(parsed.problems)} lines: " + "; ".join(parsed.problems[:5])
     s[_k("dim", uid, "upload_msg")] = ("warning" if parsed.problems else "success", msg)
+
+
+def _split_labels(target: str) -> None:
+    """Give the ``Name: description`` values in a values box the short label ``Name``."""
+    s = _state()
+    parsed = parse_value_lines(s.get(target, ""))
+    if parsed.problems:
+        return
+    new = split_at_colon(parsed.values)[0]
+    s[target] = format_value_lines(new)
+    # Dependents list their values per parent label: carry them over to the new labels.
+    uid = next((u for u in s[_k("dims")] if _k("dim", u, "values") == target), None)
+    if uid is None:
+        return
+    renamed = {a.key: b.key for a, b in zip(parsed.values, new, strict=True) if a.key != b.key}
+    for child in s[_k("dims")]:
+        if s.get(_k("dim", child, "parent")) == s.get(_k("dim", uid, "name")):
+            for old, label in renamed.items():
+                if _k("dim", child, "for", old) in s:
+                    s[_k("dim", child, "for", label)] = s.pop(_k("dim", child, "for", old))
+
+
+def _label_help(target: str, where: Any) -> None:
+    """Offer short labels when the values look like ``Name: description``."""
+    if values_have_colons(parse_value_lines(_state().get(target, "")).values):
+        where.button("Short labels from 'Name: description'", key=target + "_split", on_click=_split_labels, args=(target,),
+                     icon=":material/short_text:",
+                     help="Show each value as the part before its first colon (in the plan, Explore, charts and SQL); "
+                          "the prompt still gets the whole text.")
 
 
 def _uploaded_parent_values(uid: str, parent: str) -> None:
@@ -260,15 +294,17 @@ def dimensions_editor(problems: dict[str, list[str]]) -> None:
                 w2.number_input("k words per item", min_value=1, max_value=50, key=_k("dim", uid, "k"))
             elif parent and parent != "(none)":
                 puid = uids[names.index(parent)] if parent in names else None
-                pvals = [v.text for v in parse_value_lines(s.get(_k("dim", puid, "values"), "")).values] if puid else []
+                # Per-parent lists are keyed by the parent's labels (what its conditions store).
+                pvals = [v.key for v in parse_value_lines(s.get(_k("dim", puid, "values"), "")).values] if puid else []
                 if puid and s.get(_k("dim", puid, "parent")) not in (None, "(none)"):
                     pvals = sorted({v for k, t in s.items() if str(k).startswith(_k("dim", puid, "for", ""))
-                                    for v in (x.text for x in parse_value_lines(t).values)})
+                                    for v in (x.key for x in parse_value_lines(t).values)})
                 if not pvals:
                     st.caption(f"`{parent}` has no values yet.")
                 cols = st.columns(min(3, max(1, len(pvals))))
                 for i, pv in enumerate(pvals):
                     cols[i % len(cols)].text_area(f"Values when {parent} = {pv}", key=_k("dim", uid, "for", pv), height=110)
+                    _label_help(_k("dim", uid, "for", pv), cols[i % len(cols)])
                 st.file_uploader(f"Set values from a two-column CSV: {parent},value", type=["csv"],
                                  key=_k("dim", uid, "pupload"), on_change=_uploaded_parent_values, args=(uid, parent))
                 msg = s.pop(_k("dim", uid, "upload_msg"), None)
@@ -276,12 +312,18 @@ def dimensions_editor(problems: dict[str, list[str]]) -> None:
                     getattr(st, msg[0])(msg[1])
             else:
                 target = _k("dim", uid, "values")
-                st.text_area("Values: one per line; optional weight as `value | 2`", key=target, height=110)
+                st.text_area("Values: one per line; optional weight as `value | 2`; a short label as `label :: full text`",
+                             key=target, height=110,
+                             help="The label is what the plan, Explore, charts and SQL show; templates render the full text "
+                                  "(`{{ name }}`; the label is `{{ name.label }}`).")
+                _label_help(target, st)
                 u1, u2 = st.columns([4, 1])
                 u1.file_uploader("Values from a .txt, .csv or .jsonl file", type=["txt", "csv", "jsonl"],
                                  key=_k("dim", uid, "upload"), on_change=_uploaded_values, args=(uid, target))
                 u2.radio("On upload", ["Append", "Replace"], key=_k("dim", uid, "upload_mode"),
                          help="Append adds the file's values to those above; Replace puts the file's values instead.")
+                u2.checkbox("Split 'Name: description'", key=_k("dim", uid, "upload_split"),
+                            help="Label each uploaded value with the part before its first colon; the prompt gets the whole line.")
                 msg = s.pop(_k("dim", uid, "upload_msg"), None)
                 if msg:
                     getattr(st, msg[0])(msg[1])
@@ -404,7 +446,7 @@ def read_recipe() -> FormResult:
     by_name = {d.name: d for d in dims}
     for d in dims:
         if d.depends_on in by_name:
-            have = {v.text for v in by_name[d.depends_on].all_values()}
+            have = {v.key for v in by_name[d.depends_on].all_values()}
             d.values_by_parent = {k: v for k, v in d.values_by_parent.items() if k in have}
     names = [d.name for d in dims]
     for d in dims:

@@ -29,3 +29,19 @@ def demo_recipe_files() -> dict[str, Path]:
 
 def load_demo_recipe(stem: str) -> Recipe:
     return from_yaml(demo_recipe_files()[stem].read_text(encoding="utf-8"))
+
+
+def one_line(description: str, limit: int = 220) -> str:
+    """A description's first sentence, for a gallery line."""
+    text = " ".join(description.split())
+    first = text.split(". ")[0].rstrip(".")
+    return first if len(first) <= limit else first[: limit - 1].rstrip() + "…"
+
+
+def starters() -> list[tuple[str, str, str]]:
+    """(file stem, recipe name, one line on what it makes) for every shipped recipe."""
+    out = []
+    for stem in demo_recipe_files():
+        recipe = load_demo_recipe(stem)
+        out.append((stem, recipe.name, one_line(recipe.description) or "(no description)"))
+    return out

@@ -274,7 +274,7 @@ def fill_gap_recipe(
 
 
 def _text(v) -> str:
-    return Value.model_validate(v).text
+    return Value.model_validate(v).key  # the label: what conditions store
 
 
 def save_gap_version(store: Store, parent_hash: str, recipe: Recipe, note: str) -> RecipeVersion:

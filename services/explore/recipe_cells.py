@@ -41,7 +41,7 @@ def scope_recipe(store: Store, run_ids: Sequence[str]) -> Recipe | None:
 
 
 def _values(recipe: Recipe, name: str) -> list[str]:
-    return list(dict.fromkeys(v.text for v in recipe.dimension(name).all_values()))
+    return list(dict.fromkeys(v.key for v in recipe.dimension(name).all_values()))
 
 
 def recipe_cells(recipe: Recipe | None, dim_a: str, dim_b: str) -> RecipeCells | None:
@@ -63,7 +63,7 @@ def _direct_pairs(recipe: Recipe, dim_a: str, dim_b: str) -> set[tuple[str, str]
     """Pairs allowed when one dimension depends directly on the other; None (any) otherwise."""
     a, b = recipe.dimension(dim_a), recipe.dimension(dim_b)
     if b.depends_on == dim_a:
-        return {(p, v.text) for p, vals in b.values_by_parent.items() for v in vals}
+        return {(p, v.key) for p, vals in b.values_by_parent.items() for v in vals}
     if a.depends_on == dim_b:
-        return {(v.text, p) for p, vals in a.values_by_parent.items() for v in vals}
+        return {(v.key, p) for p, vals in a.values_by_parent.items() for v in vals}
     return None

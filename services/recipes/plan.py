@@ -53,6 +53,43 @@ def plan_id_for(recipe_hash: str) -> str:
     return f"{recipe_hash}-v{PLANNER_VERSION}"
 
 
+class LabelledText(str):
+    """A labelled value in templates: renders as its full text; ``.label`` is its short label."""
+
+    label: str
+
+    def __new__(cls, text: str, label: str) -> LabelledText:
+        obj = super().__new__(cls, text)
+        obj.label = label
+        return obj
+
+
+def value_texts(recipe: Recipe) -> dict[str, dict[tuple[str | None, str], str]]:
+    """Per categorical dimension: (parent value or None, stored key) -> the value's full text."""
+    out: dict[str, dict[tuple[str | None, str], str]] = {}
+    for d in recipe.dimensions:
+        if d.kind != "categorical":
+            continue
+        groups = d.values_by_parent.items() if d.depends_on else [(None, d.values)]
+        out[d.name] = {(p, v.key): v.text for p, vals in groups for v in vals}
+    return out
+
+
+def template_condition(recipe: Recipe, condition: Condition,
+                       texts: dict[str, dict[tuple[str | None, str], str]] | None = None) -> Condition:
+    """The condition as templates see it: each value (stored by its label) renders as its full
+    text, with the label as ``.label``; a recipe without labels renders exactly as before."""
+    texts = value_texts(recipe) if texts is None else texts
+    parents = {d.name: d.depends_on for d in recipe.dimensions}
+    out: dict[str, Any] = dict(condition)
+    for name, table in texts.items():
+        key = condition.get(name)
+        if key is not None:
+            parent = parents[name]
+            out[name] = LabelledText(table.get((condition.get(parent) if parent else None, key), key), key)
+    return out
+
+
 class MessageRenderer:
     """Renders a recipe's system and user templates for a condition, caching pure renders.
 
@@ -73,8 +110,25 @@ class MessageRenderer:
             None if (t.variables & _PER_ITEM_VARS or "random" in t.source) else {} for _, t in self.templates
         ]
         self._keys = [tuple(sorted(t.variables)) for _, t in self.templates]
+        self._texts = value_texts(recipe)
+        if any(d.kind == "categorical" and d.has_labels() for d in recipe.dimensions):
+            # A label is unique only under its parent's value: key the cache by the ancestors too.
+            parent = {d.name: d.depends_on for d in recipe.dimensions}
+
+            def with_ancestors(names: tuple[str, ...]) -> tuple[str, ...]:
+                out, todo = set(names), list(names)
+                while todo:
+                    p = parent.get(todo.pop())
+                    if p and p not in out:
+                        out.add(p)
+                        todo.append(p)
+                return tuple(sorted(out))
+
+            self._keys = [with_ancestors(k) for k in self._keys]
 
     def context(self, condition: Condition, demos: list[Demo], index: int, steps: dict[str, str] | None = None) -> dict[str, Any]:
+        if self._texts:
+            condition = template_condition(self.recipe, condition, self._texts)
         ctx: dict[str, Any] = {"task": self.recipe.task, **condition, "condition": condition, "index": index}
         ctx["demos"] = [{"id": d.id, "text": d.text, **d.attributes} for d in demos]
         if steps is not None:

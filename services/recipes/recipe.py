@@ -32,26 +32,47 @@ class RecipeError(StudioError, ValueError):
 
 
 class Value(BaseModel):
-    """One value of a dimension, with an optional sampling weight."""
+    """One value of a dimension, with an optional sampling weight and an optional short label.
+
+    ``text`` is what templates render (``{{ persona }}``); ``label`` (default: the text) is what a
+    sample's condition stores and what Explore, charts, SQL and exclusion rules see, so a long
+    "Name: description" value can show as "Name". ``key`` is the label, or the text when none.
+    """
 
     model_config = ConfigDict(frozen=True)
     text: str
     weight: float = 1.0
+    label: str = ""
 
     @model_validator(mode="before")
     @classmethod
     def _from_plain(cls, data: Any) -> Any:
-        # YAML may give a plain string, or a one-key mapping {value: weight}.
+        # YAML may give a plain string, a one-key mapping {value: weight}, or {label:, text:, weight:}.
         if isinstance(data, str | int | float) and not isinstance(data, bool):
             return {"text": str(data)}
-        if isinstance(data, dict) and len(data) == 1 and "text" not in data:
+        if isinstance(data, dict) and len(data) == 1 and "text" not in data and "label" not in data:
             ((text, weight),) = data.items()
             return {"text": str(text), "weight": weight}
+        if isinstance(data, dict) and "label" in data:
+            # A label equal to the text (or blank) is no label: the value and its recipe's hash stay as before.
+            data = {**data, "text": data.get("text", data["label"])}
+            label = str(data["label"] or "").strip()
+            data["label"] = "" if label == str(data["text"]).strip() else label
         return data
+
+    @property
+    def key(self) -> str:
+        """What the condition stores and every table shows: the label, else the text."""
+        return self.label or self.text
 
     @model_serializer(mode="plain")
     def _compact(self) -> Any:
-        return self.text if self.weight == 1.0 else {"text": self.text, "weight": self.weight}
+        if not self.label:
+            return self.text if self.weight == 1.0 else {"text": self.text, "weight": self.weight}
+        out: dict[str, Any] = {"label": self.label, "text": self.text}
+        if self.weight != 1.0:
+            out["weight"] = self.weight
+        return out
 
 
 class Dimension(BaseModel):
@@ -72,6 +93,16 @@ class Dimension(BaseModel):
         if self.depends_on:
             return self.values_by_parent.get(parent_value or "", [])
         return self.values
+
+    def has_labels(self) -> bool:
+        return any(v.label for v in self.all_values())
+
+    def text_of(self, key: str, parent_value: str | None = None) -> str:
+        """The full text of the value a condition stores as ``key`` (its label); ``key`` if unknown."""
+        for v in self.options(parent_value):
+            if v.key == key:
+                return v.text
+        return key
 
     def all_values(self) -> list[Value]:
         if self.depends_on:
@@ -219,7 +250,7 @@ def dimension_problems(dim: Dimension, others: list[Dimension]) -> list[str]:
             out.append(f"depends on '{dim.depends_on}', which is not a dimension (have: {', '.join(sorted(names)) or 'none'})")
         else:
             parent = next(d for d in others if d.name == dim.depends_on)
-            parent_vals = {v.text for v in parent.all_values()}
+            parent_vals = {v.key for v in parent.all_values()}
             unknown = sorted(set(dim.values_by_parent) - parent_vals)
             if unknown:
                 out.append(f"values given for {', '.join(map(repr, unknown))}, which '{parent.name}' does not have")
@@ -234,15 +265,19 @@ def dimension_problems(dim: Dimension, others: list[Dimension]) -> list[str]:
     for parent_value, vals in groups:
         where = f" (for {dim.depends_on} = {parent_value!r})" if dim.depends_on else ""
         seen: set[str] = set()
+        seen_text: set[str] = set()
         for v in vals:
             if not v.text.strip():
                 out.append(f"an empty value{where}")
-            key = v.text.strip().casefold()
+            key = v.key.strip().casefold()
             if key in seen:
-                out.append(f"duplicate value {v.text!r}{where}")
+                out.append(f"duplicate value {v.key!r}{where}" + (" (labels must differ)" if v.label else ""))
+            elif v.label and v.text.strip().casefold() in seen_text:
+                out.append(f"the value labelled {v.label!r}{where} has the same text as another value")
             seen.add(key)
+            seen_text.add(v.text.strip().casefold())
             if not (v.weight > 0) or v.weight != v.weight or v.weight == float("inf"):
-                out.append(f"weight of {v.text!r}{where} must be a positive number, got {v.weight}")
+                out.append(f"weight of {v.key!r}{where} must be a positive number, got {v.weight}")
     return out
 
 

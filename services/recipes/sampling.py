@@ -60,7 +60,7 @@ class Design:
         if key not in self._subtree_cache:
             total = 0
             for v in dim.options(parent_value):
-                total += _prod(self.subtree_count(c, v.text) for c in self.children[dim.name])
+                total += _prod(self.subtree_count(c, v.key) for c in self.children[dim.name])
             self._subtree_cache[key] = total
         return self._subtree_cache[key]
 
@@ -81,7 +81,7 @@ class Design:
                 return
             d = self.dims[i]
             for v in d.options(cond.get(d.depends_on) if d.depends_on else None):
-                cond[d.name] = v.text
+                cond[d.name] = v.key
                 yield from rec(i + 1, cond)
             cond.pop(d.name, None)
 
@@ -93,7 +93,7 @@ class Design:
         if key not in self._cum_cache:
             opts = d.options(parent_value)
             cum = list(itertools.accumulate(v.weight for v in opts))
-            self._cum_cache[key] = ([v.text for v in opts], cum, cum[-1] if cum else 0.0)
+            self._cum_cache[key] = ([v.key for v in opts], cum, cum[-1] if cum else 0.0)
         return self._cum_cache[key]
 
     def draw_weighted(self, rng: random.Random) -> Condition:
@@ -111,11 +111,11 @@ class Design:
 
         def assign(d: Dimension, parent_value: str | None) -> None:
             opts = d.options(parent_value)
-            weights = [_prod(self.subtree_count(c, v.text) for c in self.children[d.name]) for v in opts]
+            weights = [_prod(self.subtree_count(c, v.key) for c in self.children[d.name]) for v in opts]
             v = rng.choices(opts, weights=weights)[0]
-            cond[d.name] = v.text
+            cond[d.name] = v.key
             for c in self.children[d.name]:
-                assign(c, v.text)
+                assign(c, v.key)
 
         for r in self.roots:
             assign(r, None)
@@ -247,7 +247,7 @@ def pairwise_cover(design: Design, rng: random.Random, max_candidates: int = 24)
         return list(design.iter_cells()) if design.cell_count() <= MAX_MATERIALISED_CELLS else []
     pos = {d.name: i for i, d in enumerate(dims)}
     # An option is (text, parent_text or None); pairs are between option keys of two dims.
-    opts = [[(v.text, p) for p, vals in _groups(d) for v in vals] for d in dims]
+    opts = [[(v.key, p) for p, vals in _groups(d) for v in vals] for d in dims]
     uncovered: set[tuple[int, tuple, int, tuple]] = set()
     for i in range(len(dims)):
         for j in range(i + 1, len(dims)):
@@ -413,7 +413,7 @@ def value_counts(recipe: Recipe, max_items: int = 50_000) -> dict[str, dict[str,
     for d in recipe.dimensions:
         if d.kind == "random_words":
             continue
-        counts = {v.text: 0 for v in d.all_values()}
+        counts = {v.key: 0 for v in d.all_values()}
         for c in conds:
             if d.name in c:
                 counts[c[d.name]] = counts.get(c[d.name], 0) + 1

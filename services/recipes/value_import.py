@@ -44,31 +44,64 @@ def decode_text(data: bytes, filename: str = "file") -> str:
     return text
 
 
+LABEL_SEP = " :: "
+
+
+def _labelled(line: str, **kw) -> Value:
+    """``label :: full text`` gives a value shown as its label and rendered as its text."""
+    label, sep, text = line.partition(LABEL_SEP.strip())
+    if sep and label.strip() and text.strip():
+        return Value(label=label.strip(), text=text.strip(), **kw)
+    return Value(text=line.strip(), **kw)
+
+
 def parse_value_lines(text: str) -> Parsed:
-    """One value per line, optionally ``value | weight``. Blank lines are skipped."""
+    """One value per line, optionally ``label :: full text`` and/or ``value | weight``. Blank lines are skipped."""
     out = Parsed()
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         value, sep, weight = line.rpartition("|") if "|" in line else (line, "", "")
         if not sep:
-            out.values.append(Value(text=line.strip()))
+            out.values.append(_labelled(line))
             continue
         try:
             w = float(weight)
         except ValueError:
             out.problems.append(f"line {n}: weight {weight.strip()!r} is not a number")
             continue
-        out.values.append(Value(text=value.strip(), weight=w))
+        out.values.append(_labelled(value, weight=w))
     return out
 
 
 def format_value_lines(values: list[Value]) -> str:
-    return "\n".join(v.text if v.weight == 1.0 else f"{v.text} | {v.weight:g}" for v in values)
+    return "\n".join((f"{v.label}{LABEL_SEP}{v.text}" if v.label else v.text) + (f" | {v.weight:g}" if v.weight != 1.0 else "")
+                     for v in values)
+
+
+def split_at_colon(values: list[Value]) -> tuple[list[Value], int]:
+    """``Name: description`` values get ``Name`` as their short label (the text stays whole, so the
+    prompt is unchanged); values without a colon, or already labelled, are kept. Also the count split."""
+    out, n = [], 0
+    for v in values:
+        head, sep, rest = v.text.partition(":")
+        if v.label or not sep or not head.strip() or not rest.strip():
+            out.append(v)
+            continue
+        out.append(Value(label=head.strip(), text=v.text, weight=v.weight))
+        n += 1
+    return out, n
+
+
+def values_have_colons(values: list[Value]) -> bool:
+    """Whether most values look like ``Name: description`` (worth offering the split)."""
+    with_colon = sum(1 for v in values if not v.label and ":" in v.text.strip(":"))
+    return bool(values) and with_colon * 2 >= len(values)
 
 
 def parse_values_file(filename: str, data: bytes) -> Parsed:
-    """Values from a .txt (one per line), .csv (column 'value' or the first; optional 'weight') or .jsonl file."""
+    """Values from a .txt (one per line), .csv (column 'value' or the first; optional 'weight' and
+    'label') or .jsonl file (strings, or objects with 'value' or 'text' and optional 'weight', 'label')."""
     suffix = PurePath(filename).suffix.lower()
     if suffix not in SUPPORTED:
         raise UploadError(f"{filename}: unsupported file type {suffix or '(none)'}; use {', '.join(SUPPORTED)}")
@@ -82,19 +115,21 @@ def parse_values_file(filename: str, data: bytes) -> Parsed:
         has_header = "value" in header or "text" in header
         col = header.index("value") if "value" in header else header.index("text") if "text" in header else 0
         wcol = header.index("weight") if "weight" in header else None
+        lcol = header.index("label") if "label" in header and has_header else None
         for n, row in enumerate(rows[1:] if has_header else rows, 2 if has_header else 1):
             if not row or not any(c.strip() for c in row):
                 continue
             if col >= len(row):
                 out.problems.append(f"line {n}: has {len(row)} columns, expected at least {col + 1}")
                 continue
-            _append(out, n, row[col], row[wcol] if wcol is not None and wcol < len(row) else None)
+            _append(out, n, row[col], row[wcol] if wcol is not None and wcol < len(row) else None,
+                    row[lcol] if lcol is not None and lcol < len(row) else "")
         return out
     for n, obj in _json_lines(text, out):
         if isinstance(obj, str | int | float) and not isinstance(obj, bool):
             _append(out, n, str(obj), None)
         elif isinstance(obj, dict) and ("value" in obj or "text" in obj):
-            _append(out, n, str(obj.get("value", obj.get("text"))), obj.get("weight"))
+            _append(out, n, str(obj.get("value", obj.get("text"))), obj.get("weight"), str(obj.get("label") or ""))
         else:
             out.problems.append(f"line {n}: expected a string or an object with a 'value' field")
     return out
@@ -111,12 +146,12 @@ def _json_lines(text: str, out: Parsed):
             out.problems.append(f"line {n}: invalid JSON ({exc.msg})")
 
 
-def _append(out: Parsed, n: int, text: str, weight) -> None:
+def _append(out: Parsed, n: int, text: str, weight, label: str = "") -> None:
     if weight in (None, ""):
-        out.values.append(Value(text=text.strip()))
+        out.values.append(Value(text=text.strip(), label=label.strip()))
         return
     try:
-        out.values.append(Value(text=text.strip(), weight=float(weight)))
+        out.values.append(Value(text=text.strip(), weight=float(weight), label=label.strip()))
     except (TypeError, ValueError):
         out.problems.append(f"line {n}: weight {weight!r} is not a number")
 
