@@ -56,6 +56,7 @@ def walk(pg, url: str) -> None:
     go(pg, url + "/prompt_builder")
     pg.get_by_text("Open a recipe").click()
     pg.get_by_role("combobox", name="Demo recipe").click()
+    pg.keyboard.type("restaurant_reviews")  # the list is long and virtualised: filter it as a user would
     pg.get_by_role("option", name="restaurant_reviews", exact=True).click()
     pg.get_by_role("button", name="Open demo").click()
     wait_for_app(pg)
