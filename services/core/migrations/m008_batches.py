@@ -1,6 +1,6 @@
 """Provider batch jobs of a run: what was sent, where, and what came back (never a key)."""
 
-VERSION = 14
+VERSION = 8
 NAME = "generation: provider batch jobs"
 
 STATEMENTS = [
