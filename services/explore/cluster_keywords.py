@@ -94,3 +94,55 @@ def cluster_summary(texts: Sequence[str], labels: Sequence[int] | np.ndarray, to
             "keywords": ", ".join(kw.get(c, [])) if c >= 0 else "",
         })
     return pd.DataFrame(rows, columns=["cluster", "size", "share", "keywords"])
+
+
+# -- names drawn on the map ----------------------------------------------------------------
+
+NAME_CHARS = 40
+
+
+def safe_label(text: str, limit: int = NAME_CHARS) -> str:
+    """Untrusted text fit for a plotly annotation: plotly renders some HTML tags and entities in
+    annotation text, so ``<``, ``>`` and ``&`` are dropped (not escaped: an entity could still
+    spell a tag), control characters and runs of spaces collapse, and the text is cut."""
+    cleaned = "".join(" " if (c in "<>&" or ord(c) < 32 or ord(c) == 127) else c for c in str(text))
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
+
+
+def short_names(texts: Sequence[str], labels: Sequence[int] | np.ndarray, top: int = 3) -> dict[int, str]:
+    """Each cluster's top c-TF-IDF keywords joined ("pizza · oven · crust"); a cluster without any
+    keeps its number."""
+    kw = ctfidf_keywords(texts, labels, top=top)
+    return {c: (safe_label(" · ".join(words[:top])) or f"cluster {c}") for c, words in kw.items()}
+
+
+def centres(xy: np.ndarray, labels: Sequence[int] | np.ndarray) -> dict[int, tuple[float, float, int]]:
+    """Per cluster: the median of its points (robust to a stray member) and its size."""
+    lab = np.asarray(labels)
+    out = {}
+    for c in sorted(set(lab.tolist()) - {-1}):
+        pts = np.asarray(xy)[lab == c]
+        out[int(c)] = (float(np.median(pts[:, 0])), float(np.median(pts[:, 1])), int(len(pts)))
+    return out
+
+
+def name_positions(xy: np.ndarray, labels: Sequence[int] | np.ndarray, names: dict[int, str], *,
+                   max_names: int = 12, gap: tuple[float, float] = (0.16, 0.045)) -> list[tuple[float, float, str]]:
+    """(x, y, name) for the largest clusters, at most ``max_names``, skipping a name whose centre
+    falls within ``gap`` (shares of the map's width and height) of a larger cluster's: names never
+    pile up on each other."""
+    if not len(xy):
+        return []
+    span = np.ptp(np.asarray(xy, dtype=np.float64), axis=0)
+    span = np.where(span > 0, span, 1.0)
+    placed: list[tuple[float, float, str]] = []
+    for c, (x, y, _size) in sorted(centres(xy, labels).items(), key=lambda kv: -kv[1][2]):
+        if len(placed) >= max_names:
+            break
+        if c not in names:
+            continue
+        if any(abs(x - px) / span[0] < gap[0] and abs(y - py) / span[1] < gap[1] for px, py, _ in placed):
+            continue
+        placed.append((x, y, safe_label(names[c])))
+    return placed
