@@ -111,7 +111,7 @@ def name_clusters(cfg: BackendConfig, local: LocalModelServer | None, plan: Nami
     names, errors = {}, []
     for c, reply in replies.items():
         if isinstance(reply, BaseException):
-            errors.append(f"Cluster {c}: {describe_error(reply, cfg.base_url)}")
+            errors.append(f"Cluster {c}: {describe_error(reply, cfg.base_url).rstrip('.')}")
             continue
         name = parse_name(reply)
         if name is None:
