@@ -120,5 +120,6 @@ def name_clusters(cfg: BackendConfig, local: LocalModelServer | None, plan: Nami
             names[c] = name
     if errors:
         head = f"{len(errors)} of {plan.calls} cluster(s) got no name from {cfg.model} and keep their keywords"
-        errors = [head + ": " + "; ".join(errors[:3]) + ("; …" if len(errors) > 3 else "") + "."]
+        body = "; ".join(errors[:3]) + ("; …" if len(errors) > 3 else "")
+        errors = [head + ": " + body + ("" if body.endswith(("?", "!", ".")) else ".")]
     return names, errors
