@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components import cluster_names
 from components import evaluate_sections as sections
 from components.evaluate_judge import calibration_section, judge_section
 from components.evaluate_maps import set_panels, show_panels
@@ -85,10 +86,12 @@ colour_by = st.radio("Colour the maps by", ["cluster", *(items.name(d) for d in 
                      key="evaluate_map_colour")
 colour = cluster_labels(data).astype(str) if colour_by == "cluster" else items.frame[items.column(colour_by)].to_numpy()
 method = "UMAP" if data.xy is not None else "PCA"
-show_panels(sections.figure(memo, ("panels", colour_by), lambda: set_panels(
-    data.layout, masks, colour, f"One {method} projection of all {len(items)} texts")), len(masks))
-if data.cluster_params is not None:
-    st.caption(f"Clusters: HDBSCAN with min cluster size {data.cluster_params.min_cluster_size} on the 2-D layout.")
+names = tuple(cluster_names.positions("evaluate", job.key, data))
+show_panels(sections.figure(memo, ("panels", colour_by, names), lambda: set_panels(
+    data.layout, masks, colour, f"One {method} projection of all {len(items)} texts", names)), len(masks))
+if data.cluster_choice is not None:
+    st.caption(data.cluster_choice.caption())
+cluster_names.llm_names_panel("evaluate", data, secrets=backend_secrets, local=get_local_server)
 
 sections.diversity_section(report)
 sections.coverage_section(report, memo)

@@ -3,15 +3,23 @@ other leaves empty shows at a glance (the other sets' points are drawn grey unde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from components.explore_map import add_names
+
 MAX_PANELS = 4
 
 
-def set_panels(xy: np.ndarray, masks: dict[str, np.ndarray], colour: np.ndarray, title: str) -> go.Figure:
+def set_panels(xy: np.ndarray, masks: dict[str, np.ndarray], colour: np.ndarray, title: str,
+               centre_names: Sequence[tuple[float, float, str]] = ()) -> go.Figure:
+    """One panel per set on the shared projection; ``centre_names`` (cluster names at their centres, made
+    safe by ``cluster_keywords.name_positions``) are drawn in every panel, so a cluster one set
+    leaves empty is named where it would be."""
     names = list(masks)[:MAX_PANELS]
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[n[:60] for n in names], shared_xaxes=True, shared_yaxes=True)
     values = sorted(set(colour.tolist()))
@@ -28,6 +36,7 @@ def set_panels(xy: np.ndarray, masks: dict[str, np.ndarray], colour: np.ndarray,
                                            marker={"size": 5, "color": palette[i % len(palette)]}, showlegend=str(v) not in shown,
                                            hoverinfo="skip"), row=1, col=c)
                 shown.add(str(v))
+        add_names(fig, centre_names, row=1, col=c)
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 60, "b": 10}, title=title)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)
