@@ -19,7 +19,7 @@ from components.job_progress import job_progress
 from resources import backend_secrets, get_embedder, get_local_server, get_map_jobs, get_store
 from services.core import settings
 from services.evaluation import reference as refs
-from services.evaluation.export import to_html, to_markdown
+from services.evaluation.export import report_map, to_html, to_markdown
 from services.evaluation.report import build_report, reference_vectors, set_frames, set_masks
 from services.explore.items import list_datasets, list_runs
 from services.explore.map_jobs import MapRequest, start_map
@@ -73,8 +73,10 @@ if cache_key not in cache:
             reference.notes.append(why)
         built = build_report(store, items, data.vectors, data.labels, label_dimension=options.label_column,
                              reference=reference, reference_vectors=ref_vectors)
+        maps = report_map(data.layout, set_masks(items), data.labels, items.texts, method="UMAP" if data.xy is not None else "PCA",
+                          caption=data.cluster_choice.caption() if data.cluster_choice else "")
         cache.clear()
-        cache[cache_key] = (built, to_html(built), to_markdown(built))
+        cache[cache_key] = (built, to_html(built, maps=maps), to_markdown(built, maps=maps))
 report, report_html, report_md = cache[cache_key]
 memo = st.session_state.setdefault("evaluate_figures", {})  # figures and the judge's plan, per report
 if memo.get("report") != cache_key:
