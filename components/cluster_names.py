@@ -15,7 +15,7 @@ import numpy as np
 import streamlit as st
 
 from services.explore.cluster_keywords import name_positions, short_names
-from services.explore.cluster_naming import name_clusters, naming_plan
+from services.explore.cluster_naming import REPRESENTATIVES, name_clusters, naming_plan
 from services.explore.map_jobs import MapData
 from services.explore.map_view import cluster_labels, has_clusters
 from services.generation.connect import preset_config
@@ -56,8 +56,9 @@ def llm_names_panel(page: str, data: MapData, *, secrets: Callable[[], Mapping[s
     with st.expander("Name the clusters with an LLM"):
         c1, c2 = st.columns(2)
         preset = c1.selectbox("Backend", list(PRESETS), format_func=lambda k: PRESETS[k].label, key=f"{page}_names_preset")
-        model = c2.text_input("Model", value=PRESETS[preset].model, key=f"{page}_names_model")
-        label = f"{preset}/{model}"
+        model = c2.text_input("Model", value=PRESETS[preset].model, key=f"{page}_names_model_{preset}")
+        base_url = st.text_input("Base URL", value=PRESETS[preset].base_url, key=f"{page}_names_url_{preset}", disabled=preset == LOCAL)
+        label = f"{preset}/{model}" + (f"@{base_url}" if preset != LOCAL and base_url != PRESETS[preset].base_url else "")
         done = _store(page).setdefault((data.clustering_id, label), {})
         plan = naming_plan(data.items.frame["text"].tolist(), data.vectors, cluster_labels(data), max_clusters=MAX_NAMES,
                            skip=list(done))
@@ -70,9 +71,10 @@ def llm_names_panel(page: str, data: MapData, *, secrets: Callable[[], Mapping[s
             st.session_state[f"{page}_llm_backend"] = label
             return
         st.caption(f"{plan.calls} call(s), one per cluster (the {MAX_NAMES} largest at most), ≈{plan.prompt_tokens():,} prompt "
-                   f"tokens: {price}. Each sends the cluster's keywords and {4} representative texts.")
+                   f"tokens: {price}. Each sends the cluster's keywords and {REPRESENTATIVES} representative texts.")
         if st.button(f"Name {plan.calls} cluster(s) with {label}", key=f"{page}_names_go"):
-            cfg = preset_config(preset, model=model, secrets=dict(secrets()), timeout_s=60.0, max_retries=1)
+            cfg = preset_config(preset, model=model, base_url=base_url or None, secrets=dict(secrets()), timeout_s=60.0,
+                                max_retries=1)
             with st.spinner("Asking for names…"):
                 names, errors = name_clusters(cfg, local(), plan)
             done.update(names)

@@ -10,12 +10,13 @@ Measured here (docs/architecture.md, "Measured"): UMAP's numba JIT dominates the
   NN-descent keeps it near 1.0), so ``warm_up`` compiles both paths (a few hundred points, then
   ~4,200), as the real maps will take them;
 - HDBSCAN runs with ``core_dist_n_jobs=1`` (a worker pool cost 10 s on the first call);
-  fast-hdbscan was measured against it on the same 2-D layouts (bench/clustering.py) and is not
+  fast-hdbscan was measured against it on the same 2-D layouts (bench/clustering.py --fast-hdbscan) and is not
   used: it did not give the same clusters everywhere (ARI 0.80 on overlapping blobs at 100,000);
 - with a GPU and RAPIDS cuML importable, UMAP and HDBSCAN run on cuML (same calls); without
   them, the CPU libraries above (``backend()`` says which).
 A projection is cached by (items hash, model, method, parameters); a clustering by
-(projection, parameters), so changing the minimum cluster size never recomputes UMAP.
+(projection, parameters), so changing the minimum cluster size never recomputes UMAP. The default
+clustering (tuned to the data, in a 10-D layout) is services.explore.cluster_tuning's.
 """
 
 from __future__ import annotations
