@@ -66,7 +66,7 @@ def test_few_points_keep_the_old_rule(pca_space):
 
 def test_large_sets_tune_on_a_sample_and_vote_the_rest(pca_space):
     vectors, truth = _groups([150, 150, 150], d=16, spread=0.1)
-    labels, choice = tuned_labels(vectors, projection.pca_layout(vectors), sample_max=120)
+    labels, choice = tuned_labels(vectors, projection.pca_layout(vectors), sample_max=120)  # votes on the 2-D layout
     assert choice.sample == 120 and "sample of 120 points" in choice.caption()
     from sklearn.metrics import adjusted_rand_score
 
