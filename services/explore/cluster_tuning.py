@@ -13,8 +13,8 @@ the old rule.
 Cost stays bounded at any size: above ``TUNE_SAMPLE`` points the 10-D layout and the grid run on a
 fixed random sample of that many points (below ``EXACT_KNN_MAX``, so UMAP takes the warmed
 exact-neighbour path) and every other point takes the label most of its ``VOTE_K`` nearest
-sampled neighbours on the 2-D map carry, noise included (at 10^5 points: about 20 s here, where
-the old rule's HDBSCAN on the 2-D map took 14 s; bench/clustering.py --large). Fewer than ``AUTO_MIN`` points: the old rule
+sampled neighbours on the 2-D map carry, noise included (at 10^5 points 33 s on a contended run
+here, where the old rule's HDBSCAN on the same 2-D layout took 15 s; bench/clustering.py --large). Fewer than ``AUTO_MIN`` points: the old rule
 on the 2-D layout. A choice is cached with the clustering (its candidates and reasons in the
 ``clusterings.params`` JSON), so a rerun shows the same words without recomputing.
 """
