@@ -85,10 +85,11 @@ def map_figure(
 
 def add_names(fig: go.Figure, names: Sequence[tuple[float, float, str]], **where) -> None:
     """Cluster names as annotations inside the plot (the legend sits outside it), on a pale box so
-    they read over points; ``where`` places them in a subplot (row=, col=)."""
+    they read over points, lifted a little above the centre so a tight cluster stays visible under
+    its name; ``where`` places them in a subplot (row=, col=)."""
     for x, y, text in names:
-        fig.add_annotation(x=x, y=y, text=text, showarrow=False, font=dict(size=12, color="#222"),
-                           bgcolor="rgba(255,255,255,0.78)", bordercolor="rgba(0,0,0,0.25)", borderpad=2, **where)
+        fig.add_annotation(x=x, y=y, yshift=12, text=text, showarrow=False, font=dict(size=12, color="#222"),
+                           bgcolor="rgba(255,255,255,0.65)", bordercolor="rgba(0,0,0,0.2)", borderpad=2, **where)
 
 
 def show_map(fig: go.Figure, key: str, *, region_xy: np.ndarray | None = None, click: bool = False) -> list[int]:

@@ -111,10 +111,11 @@ def safe_label(text: str, limit: int = NAME_CHARS) -> str:
 
 
 def short_names(texts: Sequence[str], labels: Sequence[int] | np.ndarray, top: int = 3) -> dict[int, str]:
-    """Each cluster's top c-TF-IDF keywords joined ("pizza · oven · crust"); a cluster without any
-    keeps its number."""
-    kw = ctfidf_keywords(texts, labels, top=top)
-    return {c: (safe_label(" · ".join(words[:top])) or f"cluster {c}") for c, words in kw.items()}
+    """Each cluster's top c-TF-IDF keywords joined ("pizza · oven · crust"), numbers left out (an
+    index or a count names nothing); a cluster without any keeps its number."""
+    kw = ctfidf_keywords(texts, labels, top=top + 5)
+    words = {c: [w for w in ws if not w.isdigit()][:top] for c, ws in kw.items()}
+    return {c: (safe_label(" · ".join(ws)) or f"cluster {c}") for c, ws in words.items()}
 
 
 def centres(xy: np.ndarray, labels: Sequence[int] | np.ndarray) -> dict[int, tuple[float, float, int]]:
