@@ -88,7 +88,7 @@ colour_by = st.radio("Colour the maps by", ["cluster", *(items.name(d) for d in 
                      key="evaluate_map_colour")
 colour = cluster_labels(data).astype(str) if colour_by == "cluster" else items.frame[items.column(colour_by)].to_numpy()
 method = "UMAP" if data.xy is not None else "PCA"
-names = tuple(cluster_names.positions("evaluate", job.key, data))
+names = tuple(cluster_names.positions("evaluate", job.key, data, size_px=(320.0, 330.0), max_names=6))  # narrow panels
 show_panels(sections.figure(memo, ("panels", colour_by, names), lambda: set_panels(
     data.layout, masks, colour, f"One {method} projection of all {len(items)} texts", names)), len(masks))
 if data.cluster_choice is not None:

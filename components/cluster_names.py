@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import numpy as np
 import streamlit as st
 
 from services.explore.cluster_keywords import name_positions, short_names
@@ -43,10 +42,12 @@ def names_for(page: str, map_key: str, data: MapData) -> dict[int, str]:
     return names
 
 
-def positions(page: str, map_key: str, data: MapData, xy: np.ndarray | None = None) -> list[tuple[float, float, str]]:
-    """(x, y, name) of the largest clusters that have room, at their centres on ``xy`` (the map's layout)."""
+def positions(page: str, map_key: str, data: MapData, *, size_px: tuple[float, float] = (900.0, 520.0),
+              max_names: int = MAX_NAMES) -> list[tuple[float, float, str]]:
+    """(x, y, name) of the largest clusters that have room on a plot of about ``size_px``, at their
+    centres on the map's layout."""
     names = names_for(page, map_key, data)
-    return name_positions(data.layout if xy is None else xy, cluster_labels(data), names, max_names=MAX_NAMES) if names else []
+    return name_positions(data.layout, cluster_labels(data), names, max_names=max_names, size_px=size_px) if names else []
 
 
 def llm_names_panel(page: str, data: MapData, *, secrets: Callable[[], Mapping[str, Any]], local: Callable[[], Any]) -> None:

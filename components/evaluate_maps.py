@@ -11,6 +11,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from components.explore_map import add_names
+from services.explore.map_view import NOISE_COLOUR, PALETTE, category_order
 
 MAX_PANELS = 4
 
@@ -22,8 +23,9 @@ def set_panels(xy: np.ndarray, masks: dict[str, np.ndarray], colour: np.ndarray,
     leaves empty is named where it would be."""
     names = list(masks)[:MAX_PANELS]
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[n[:60] for n in names], shared_xaxes=True, shared_yaxes=True)
-    values = sorted(set(colour.tolist()))
-    palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d"]
+    values = sorted({str(v) for v in colour.tolist()}, key=lambda v: (v in ("-1", "noise"), category_order(v)))  # noise last
+    colour = np.asarray([str(v) for v in colour.tolist()], dtype=object)
+    palette = PALETTE
     shown: set[str] = set()  # one legend entry per value, wherever it first appears
     for c, name in enumerate(names, start=1):
         m = masks[name]
@@ -32,8 +34,10 @@ def set_panels(xy: np.ndarray, masks: dict[str, np.ndarray], colour: np.ndarray,
         for i, v in enumerate(values):
             sel = m & (colour == v)
             if sel.any():
-                fig.add_trace(go.Scattergl(x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=str(v), legendgroup=str(v),
-                                           marker={"size": 5, "color": palette[i % len(palette)]}, showlegend=str(v) not in shown,
+                noise = v in ("-1", "noise")
+                fig.add_trace(go.Scattergl(x=xy[sel, 0], y=xy[sel, 1], mode="markers", name="noise" if noise else v, legendgroup=v,
+                                           marker={"size": 5, "color": NOISE_COLOUR if noise else palette[i % len(palette)]},
+                                           showlegend=v not in shown,
                                            hoverinfo="skip"), row=1, col=c)
                 shown.add(str(v))
         add_names(fig, centre_names, row=1, col=c)

@@ -48,7 +48,8 @@ def report_map(xy: np.ndarray, masks: dict[str, np.ndarray], clusters: np.ndarra
     """The export's map: names from the clusters' keywords (no model call in an export)."""
     xy = np.asarray(xy, dtype=np.float64)
     labels = np.full(len(xy), -1) if clusters is None else np.asarray(clusters)
-    names = name_positions(xy, labels, short_names(texts, labels), max_names=max_names) if (labels >= 0).any() else []
+    names = (name_positions(xy, labels, short_names(texts, labels), max_names=max_names, size_px=(SVG_W, SVG_H))
+             if (labels >= 0).any() else [])
     return ReportMap(xy, masks, labels, method, names, caption)
 
 

@@ -128,22 +128,31 @@ def centres(xy: np.ndarray, labels: Sequence[int] | np.ndarray) -> dict[int, tup
     return out
 
 
+CHAR_PX, NAME_PAD_PX, NAME_HEIGHT_PX = 7.0, 10.0, 20.0  # a 12-px font's average character, box padding, line
+
+
 def name_positions(xy: np.ndarray, labels: Sequence[int] | np.ndarray, names: dict[int, str], *,
-                   max_names: int = 12, gap: tuple[float, float] = (0.16, 0.045)) -> list[tuple[float, float, str]]:
-    """(x, y, name) for the largest clusters, at most ``max_names``, skipping a name whose centre
-    falls within ``gap`` (shares of the map's width and height) of a larger cluster's: names never
-    pile up on each other."""
+                   max_names: int = 12, size_px: tuple[float, float] = (900.0, 520.0)) -> list[tuple[float, float, str]]:
+    """(x, y, name) for the largest clusters, at most ``max_names``: a name whose box (its length
+    in a 12-px font, on a plot of ``size_px``) would overlap a larger cluster's is left out, and a
+    box that would cross the plot's edge is moved inside it."""
     if not len(xy):
         return []
-    span = np.ptp(np.asarray(xy, dtype=np.float64), axis=0)
+    pts = np.asarray(xy, dtype=np.float64)
+    lo, span = pts.min(axis=0), np.ptp(pts, axis=0)
     span = np.where(span > 0, span, 1.0)
-    placed: list[tuple[float, float, str]] = []
-    for c, (x, y, _size) in sorted(centres(xy, labels).items(), key=lambda kv: -kv[1][2]):
+    height = NAME_HEIGHT_PX / size_px[1]
+    placed: list[tuple[float, float, float, str]] = []  # x, y (shares of the plot), width share, text
+    for c, (x, y, _size) in sorted(centres(pts, labels).items(), key=lambda kv: -kv[1][2]):
         if len(placed) >= max_names:
             break
         if c not in names:
             continue
-        if any(abs(x - px) / span[0] < gap[0] and abs(y - py) / span[1] < gap[1] for px, py, _ in placed):
+        text = safe_label(names[c])
+        width = min(1.0, (len(text) * CHAR_PX + NAME_PAD_PX) / size_px[0])
+        sx = float(np.clip((x - lo[0]) / span[0], width / 2, 1 - width / 2))
+        sy = float((y - lo[1]) / span[1])
+        if any(abs(sx - px) < (width + pw) / 2 and abs(sy - py) < height for px, py, pw, _ in placed):
             continue
-        placed.append((x, y, safe_label(names[c])))
-    return placed
+        placed.append((sx, sy, width, text))
+    return [(float(lo[0] + sx * span[0]), float(lo[1] + sy * span[1]), text) for sx, sy, _, text in placed]
