@@ -84,7 +84,7 @@ def svg_panel(m: ReportMap, name: str, *, limit: int = SVG_POINTS) -> tuple[str,
     for x, y, text in m.names:
         tx = SVG_PAD + (x - lo[0]) / span[0] * (SVG_W - 2 * SVG_PAD)
         ty = SVG_H - SVG_PAD - (y - lo[1]) / span[1] * (SVG_H - 2 * SVG_PAD)
-        parts.append(f"<text x='{tx:.1f}' y='{ty:.1f}' text-anchor='middle' font-size='11' paint-order='stroke' "
+        parts.append(f"<text x='{tx:.1f}' y='{ty:.1f}' text-anchor='middle' font-family='sans-serif' font-size='11' paint-order='stroke' "
                      f"stroke='white' stroke-width='3' fill='#222'>{html.escape(text)}</text>")
     svg = (f"<svg xmlns='http://www.w3.org/2000/svg' width='{SVG_W}' height='{SVG_H}' viewBox='0 0 {SVG_W} {SVG_H}' "
            f"role='img'><title>{html.escape(name)}</title><rect width='100%' height='100%' fill='white' stroke='#ddd'/>"
