@@ -93,6 +93,7 @@ show_panels(sections.figure(memo, ("panels", colour_by, names), lambda: set_pane
     data.layout, masks, colour, f"One {method} projection of all {len(items)} texts", names)), len(masks))
 if data.cluster_choice is not None:
     st.caption(data.cluster_choice.caption())
+cluster_names.choice_details(data)
 cluster_names.llm_names_panel("evaluate", data, secrets=backend_secrets, local=get_local_server)
 
 sections.diversity_section(report)

@@ -80,6 +80,7 @@ selected = show_map(fig, key="explore_map", region_xy=data.layout if thinned els
 n_clusters = len(set(map_view.cluster_labels(data).tolist()) - {-1})
 map_notes(len(frame), len(drawn), hover is not None, data.cluster_choice.caption() if data.cluster_choice else "",
           len(names) if show_names else None, n_clusters)
+cluster_names.choice_details(data, "Set a min cluster size, min samples or a selection in Map settings to choose yourself.")
 cluster_names.llm_names_panel("explore", data, secrets=backend_secrets, local=get_local_server)
 if len(frame) < 3:
     st.caption("Fewer than 3 texts: no clusters or pairwise metrics; the texts are listed below.")

@@ -15,6 +15,7 @@ import streamlit as st
 
 from services.explore.cluster_keywords import name_positions, short_names
 from services.explore.cluster_naming import REPRESENTATIVES, name_clusters, naming_plan
+from services.explore.cluster_tuning import NOISE_CAP
 from services.explore.map_jobs import MapData
 from services.explore.map_view import cluster_labels, has_clusters
 from services.generation.connect import preset_config
@@ -48,6 +49,17 @@ def positions(page: str, map_key: str, data: MapData, *, size_px: tuple[float, f
     centres on the map's layout."""
     names = names_for(page, map_key, data)
     return name_positions(data.layout, cluster_labels(data), names, max_names=max_names, size_px=size_px) if names else []
+
+
+def choice_details(data: MapData, override_hint: str = "") -> None:
+    """The settings the tuned clustering tried, under the map's caption (nothing for the user's own)."""
+    choice = data.cluster_choice
+    if choice is None or not choice.candidates:
+        return
+    with st.expander("How the clusters were chosen"):
+        st.caption(f"Silhouette: cosine, in the embedding space, on the clustered points. Settings that left more than "
+                   f"{NOISE_CAP:.0%} noise were not eligible. {override_hint}".strip())
+        st.dataframe(choice.candidate_table(), hide_index=True)
 
 
 def llm_names_panel(page: str, data: MapData, *, secrets: Callable[[], Mapping[str, Any]], local: Callable[[], Any]) -> None:

@@ -238,3 +238,12 @@ def test_llm_cluster_names_on_request_cost_first_and_cached(app_env):
         at.run()
         assert not at.get("button") or all(b.key != "explore_names_go" for b in at.button)  # every cluster named: nothing to ask
         assert json.loads(urllib.request.urlopen(url.removesuffix("/v1") + "/_stats").read())["requests"] == asked
+
+
+def test_the_settings_tried_are_listed_with_the_chosen_one(app_env):
+    seed(app_env)
+    at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
+    tried = next(df.value for df in at.dataframe if "silhouette" in df.value.columns)
+    assert tried["chosen"].sum() == 1 and len(tried) > 10
+    best = tried[tried["noise"] <= 0.25]["silhouette"].max()
+    assert tried.loc[tried["chosen"], "silhouette"].item() == best

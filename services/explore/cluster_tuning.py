@@ -26,6 +26,7 @@ import warnings
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
+import pandas as pd
 
 from services.core.hashing import digest
 from services.core.store import Store
@@ -81,6 +82,16 @@ class ClusterChoice:
         sampled = (f" The grid ran on a sample of {self.sample:,} points; every other point took the label of most "
                    f"of its {VOTE_K} nearest sampled neighbours on the map.") if self.sample else ""
         return f"Clusters: {what}: {found}{sil}, chosen automatically ({tried}): {self.reason}.{sampled}"
+
+    def candidate_table(self) -> pd.DataFrame:
+        """Every setting tried, the chosen one marked, best silhouette first."""
+        rows = [{"chosen": (c.min_cluster_size, c.min_samples, c.selection, c.space)
+                 == (self.params.min_cluster_size, self.params.min_samples, self.params.selection, self.space),
+                 "space": c.space, "min cluster size": c.min_cluster_size, "min samples": c.min_samples or c.min_cluster_size,
+                 "selection": c.selection, "clusters": c.n_clusters, "noise": round(c.noise, 3),
+                 "silhouette": None if c.silhouette is None else round(c.silhouette, 3)} for c in self.candidates]
+        frame = pd.DataFrame(rows)
+        return frame.sort_values("silhouette", ascending=False, na_position="last").reset_index(drop=True) if rows else frame
 
     def to_json(self) -> dict:
         return {"choice": asdict(self)}
