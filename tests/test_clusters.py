@@ -159,3 +159,16 @@ def test_a_failing_backend_leaves_the_keywords_with_a_sentence():
     names, errors = name_clusters(dead, None, plan)
     assert names == {} and len(errors) == 1 and errors[0].startswith("2 of 2 cluster(s) got no name from m")
     assert "Connection refused" in errors[0] and "?." not in errors[0]
+
+
+def test_compare_filters_map_of_an_unedited_run_is_explores_map(store, pca_space):
+    from services.curation.compare import build_batch_map
+    from services.curation.pipeline import load_batch
+
+    topics = ["pizza pasta oven cheese", "sushi rice fish tokyo", "football goal match team"]
+    insert_run(store, "r1", [(f"{topics[i % 3]} variant {i}", {"topic": str(i % 3)}) for i in range(60)])
+    explore = build_map(store, HashEmbedder(), MapRequest(run_ids=("r1",)))
+    batch = build_batch_map(store, HashEmbedder(), load_batch(store, "r1"))
+    assert batch.items.ids == explore.items.ids  # the same samples, keyed alike
+    assert (batch.projection_id, batch.clustering_id) == (explore.projection_id, explore.clustering_id)
+    assert batch.cluster_choice == explore.cluster_choice and batch.cluster_choice.rule == "tuned"
