@@ -95,17 +95,25 @@ def test_allocation_fills_the_largest_deficit_first_and_lands_on_the_target():
     assert total_variation(after, target) == pytest.approx(0.125)
 
 
-def test_collapsed_and_unfaithful_cells_are_weighted_up_and_zero_share_cells_never_picked():
+def test_collapsed_and_unfaithful_cells_come_first_but_never_past_their_share():
     target = {("a",): 0.5, ("b",): 0.5, ("x",): 0.0}
     counts = Counter({("a",): 10, ("b",): 10})
-    assert Counter(allocate(target, counts, 4)) == Counter({("a",): 2, ("b",): 2})
-    assert Counter(allocate(target, counts, 4, collapsed={("a",)})) == Counter({("a",): 4})
-    # 3 of b's 10 were judged unfaithful: b is 3 short of a before the batch, so it gets 3 more
-    assert Counter(allocate(target, counts, 6, unfaithful={("b",): 0.3})) == Counter({("b",): 4, ("a",): 1 + 1})
+    assert allocate(target, counts, 4) == [("a",), ("b",), ("a",), ("b",)]
+    assert allocate(target, counts, 4, collapsed={("b",)}) == [("b",), ("b",), ("a",), ("a",)]
+    # 3 of b's 10 were judged unfaithful: b is served first, up to its share of the new total
+    assert allocate(target, counts, 6, unfaithful={("b",): 0.3}) == [("b",)] * 3 + [("a",)] * 3
+    under = Counter({("a",): 8, ("b",): 12})
+    assert Counter(allocate(target, under, 4, collapsed={("a",)})) == Counter({("a",): 4})  # 12 of 24: its share
     picks = allocate(target, Counter({("x",): 50}), 10)
     assert ("x",) not in picks and len(picks) == 10
     assert allocate({("x",): 0.0}, counts, 3) == []
     assert allocate(target, counts, 0) == []
+
+
+def test_a_batch_larger_than_the_bounds_still_fills():
+    target = {("a",): 0.5, ("b",): 0.5}
+    assert Counter(allocate(target, Counter({("a",): 3}), 5)) == Counter({("b",): 4, ("a",): 1})
+    assert len(allocate(target, Counter(), 7)) == 7
 
 
 def test_allocation_is_deterministic():

@@ -10,8 +10,10 @@ The allocation is *largest deficit first*: a cell's deficit is its target share 
 the batch, less its effective count, less what this batch already gave it; the batch is handed
 out one sample at a time to the largest deficit. Effective counts discount what does not really
 cover a cell: a collapsed cell's samples count ``COLLAPSE_WEIGHT`` each (they are near-copies), and
-samples a faithfulness judge found unfaithful count nothing. Cells the recipe cannot produce have
-no target share and are never planned.
+samples a faithfulness judge found unfaithful count nothing. So collapsed and unfaithful cells are
+served first, but no pick takes a cell's raw count past its target share (rounded up): the
+realised distribution, which is what the loop shows, still converges. Cells the recipe cannot
+produce have no target share and are never planned.
 """
 
 from __future__ import annotations
@@ -185,25 +187,44 @@ def allocate(target: Mapping[Cell, float], counts: Mapping[Cell, int], batch: in
              unfaithful: Mapping[Cell, float] | None = None) -> list[Cell]:
     """The next batch, as a list of ``batch`` cells in the order they were picked (the neediest
     first): largest deficit first, recomputed after every pick. Ties go to the larger target share,
-    then to the cell listed first. Only cells with a target share above 0 are ever picked."""
+    then to the cell listed first. Only cells with a target share above 0 are ever picked.
+
+    Deficits use effective counts (collapsed and unfaithful cells are needier), but a pick never
+    takes a cell's raw count past its target share of the new total, rounded up, so the realised
+    distribution still converges on the target; only when every cell is at that bound does the
+    rest of the batch go by raw deficit."""
     if batch <= 0:
         return []
     unfaithful = unfaithful or {}
     after = sum(counts.values()) + batch
-    heap = []
+    heap, room = [], {}
     for order, (cell, q) in enumerate(target.items()):
         if q <= 0:
             continue
-        deficit = q * after - effective_count(counts.get(cell, 0), cell in collapsed, unfaithful.get(cell))
-        heap.append((-deficit, -q, order, cell))
-    if not heap:
-        return []
+        n = counts.get(cell, 0)
+        room[cell] = math.ceil(q * after - 1e-9) - n
+        deficit = q * after - effective_count(n, cell in collapsed, unfaithful.get(cell))
+        if room[cell] > 0:
+            heap.append((-deficit, -q, order, cell))
     heapq.heapify(heap)
-    picks = []
-    for _ in range(batch):
+    picks: list[Cell] = []
+    while heap and len(picks) < batch:
         neg, negq, order, cell = heapq.heappop(heap)
         picks.append(cell)
-        heapq.heappush(heap, (neg + 1.0, negq, order, cell))
+        room[cell] -= 1
+        if room[cell] > 0:
+            heapq.heappush(heap, (neg + 1.0, negq, order, cell))
+    if len(picks) < batch and room:
+        # Every cell is at its bound (rounding): the rest by raw deficit.
+        given = dict.fromkeys(room, 0)
+        for c in picks:
+            given[c] += 1
+        rest = [(-(q * after - counts.get(c, 0) - given[c]), -q, i, c) for i, (c, q) in enumerate(target.items()) if q > 0]
+        heapq.heapify(rest)
+        while len(picks) < batch:
+            neg, negq, order, cell = heapq.heappop(rest)
+            picks.append(cell)
+            heapq.heappush(rest, (neg + 1.0, negq, order, cell))
     return picks
 
 
