@@ -63,7 +63,7 @@ def _form(store: Store, recipe: Recipe, dims: list[str], grow: GrowJobs, request
     runs = list_runs(store)
     runs = runs[runs["n_samples"] > 0]
     base = pick_runs(runs, key="generate_grow_base", default=[], label="Count these runs as the start") if not runs.empty else []
-    c1, c2, c3, c4 = st.columns(4)
+    c1, c2, c3, c4 = st.columns(4, vertical_alignment="bottom")
     rounds = int(c1.number_input("Rounds", 1, 20, 3, key="generate_grow_rounds"))
     batch = int(c2.number_input("Samples per round", 1, 500, 4, key="generate_grow_batch"))
     tolerance = float(c3.number_input("Stop within distance", 0.0, 0.9, 0.05, 0.01, key="generate_grow_tol"))
@@ -88,7 +88,8 @@ def _loops(store: Store, grow: GrowJobs) -> None:
         return
     ids = [lp["loop"] for lp in loops]
     wanted = st.session_state.get(LOOP_KEY)
-    labels = {lp["loop"]: f"{lp['last_run'].rsplit(' ', 1)[0]} · {lp['loop']} · {lp['rounds_started']} round(s)" for lp in loops}
+    labels = {lp["loop"]: f"{lp['loop']} · {lp['last_run'].rsplit(' ', 2)[0]} · {lp['rounds_started']} of {lp['grow']['rounds']} round(s)"
+              for lp in loops}
     loop = st.selectbox("Loop", ids, index=ids.index(wanted) if wanted in ids else 0, format_func=labels.get,
                         key="generate_grow_pick")
     job = grow.get(loop)
