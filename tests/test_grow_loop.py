@@ -254,3 +254,24 @@ def test_killing_the_command_mid_round_and_rerunning_resumes_without_repaying(tm
     loop = loop_rounds(store, get_run(store, store.scalar("SELECT run_id FROM runs LIMIT 1")).settings["grow"]["loop"])
     assert [r.status for r in loop] == ["finished"] * 3
     store.close()
+
+
+@pytest.mark.real_model
+def test_the_demo_grows_two_rounds_on_the_built_in_model(tmp_path):
+    """The shipped restaurant recipe, two rounds of two short samples on the built-in model."""
+    db = tmp_path / "studio.duckdb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "services", "grow", str(ROOT / "data" / "recipes" / "restaurant_reviews.yaml"),
+         "--cells", "label", "--share", "label=positive:0.75,negative:0.25", "--rounds", "2", "--batch", "2",
+         "--tolerance", "0", "--max-tokens", "24", "--embedder", "fake", "--db", str(db)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "reached: All 2 round(s) ran" in proc.stdout
+    store = Store(db)
+    loop = list_loops(store)[0]["loop"]
+    report = grow_report(store, loop)
+    assert report.distances["distance"].tolist() == [0.25, 0.0]  # 2 positive, then 3 positive and 1 negative
+    texts = store.query("SELECT text FROM samples WHERE error IS NULL AND step = 'output'")
+    assert len(texts) == 4 and all(t.strip() for (t,) in texts)
+    assert {r.status for r in loop_rounds(store, loop)} == {"finished"}
+    store.close()
