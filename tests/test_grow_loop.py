@@ -199,6 +199,11 @@ def test_the_budget_is_a_cap_over_all_rounds(store):
         again = run_grow(store, rec, spec, cfg, settings, executor(store, cfg))
         assert again.status == "budget"
         assert store.scalar("SELECT sum(cost_usd) FROM samples WHERE list_contains(?, run_id)", [again.rounds_run]) == spent
+        # a larger budget continues the same loop, still under its cap over all rounds
+        raised = run_grow(store, rec, GrowSpec(**{**spec.__dict__, "budget_usd": 0.5}), cfg, settings, executor(store, cfg))
+        total = store.scalar("SELECT sum(cost_usd) FROM samples WHERE list_contains(?, run_id)", [raised.rounds_run])
+        assert raised.loop_id == out.loop_id and spent < total <= 0.5
+        assert raised.rounds_run[: len(out.rounds_run)] == out.rounds_run
 
 
 def _grow_cli(*args: str) -> subprocess.Popen:

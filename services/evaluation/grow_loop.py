@@ -151,6 +151,11 @@ def _failed(store: Store, run_id: str) -> str | None:
     return rows[0][0] if rows else None
 
 
+def _set_budget(store: Store, run_id: str, budget_usd: float) -> None:
+    with store.write() as cur:
+        cur.execute("UPDATE runs SET budget_usd = ? WHERE run_id = ?", [max(0.0, budget_usd), run_id])
+
+
 def spent_usd(store: Store, run_ids: Sequence[str]) -> float:
     if not run_ids:
         return 0.0
@@ -276,6 +281,9 @@ def run_grow(store: Store, recipe: Recipe, spec: GrowSpec, cfg: BackendConfig, s
             done[k] = Round(k, run_id, "planned", {})
             ran.append(run_id)
         run_id = done[k].run_id
+        if have is not None and spec.budget_usd is not None:
+            # A resumed round gets what the loop's budget (perhaps raised since) leaves it.
+            _set_budget(store, run_id, spec.budget_usd - spent_usd(store, [done[j].run_id for j in done if j != k]))
         if on_round:
             on_round(k, run_id)
         outcome = execute(run_id)
