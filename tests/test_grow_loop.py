@@ -134,6 +134,14 @@ def test_collapsed_and_unfaithful_cells_are_seen(store):
             cur.execute("INSERT INTO judge_scores (rubric_hash, judge_model, text_hash, score) VALUES (?, 'mock-judge', ?, 1)",
                         [rubric_hash(faithfulness_rubric("label", "negative")), text_hash(t)])
     assert measure(store, target, frame, None).unfaithful == {cell: 1.0}
+    # the loop measures the same before it plans, and records it on the round's run
+    with MockServer() as url:
+        cfg = cfg_for(url)
+        spec = GrowSpec(rounds=1, batch=4, dimensions=("label", "persona"), base_runs=(start,), tolerance=0.0)
+        out = run_grow(store, rec, spec, cfg, RunSettings(timeout_s=10, max_retries=0), executor(store, cfg), embedder=HashEmbedder())
+    grow = get_run(store, out.rounds_run[0]).settings["grow"]
+    assert grow["collapsed"] == sorted(target.label(c) for c in state.collapsed)
+    assert grow["unfaithful"] == {"label=negative, persona=a student": 1.0}
 
 
 def test_a_failing_backend_mid_round_stops_the_loop_and_a_rerun_resumes_without_repaying(store):
