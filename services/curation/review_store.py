@@ -26,6 +26,37 @@ def review_decisions(store: Store, sample_keys: list[str]) -> dict[str, str]:
                             [list(sample_keys)]))
 
 
+def review_rows(store: Store, sample_keys: list[str]) -> dict[str, tuple[str, str | None, object]]:
+    """sample_key -> (decision, note, decided_at) of the samples that have a decision."""
+    if not sample_keys:
+        return {}
+    rows = store.query("SELECT sample_key, decision, note, decided_at FROM review_decisions"
+                       " WHERE sample_key IN (SELECT unnest(?::VARCHAR[]))", [list(sample_keys)])
+    return {k: (d, n, t) for k, d, n, t in rows}
+
+
+def restore_reviews(store: Store, sample_keys: list[str], previous: dict[str, tuple[str, str | None, object]],
+                    *, only_if_note: str | None = None) -> int:
+    """Put back the decisions ``previous`` (from ``review_rows``) held for ``sample_keys``; a key
+    without one loses its decision. With ``only_if_note``, a sample whose decision has changed
+    since (another note) is left alone. Returns how many samples were restored."""
+    keys = list(sample_keys)
+    if only_if_note is not None:
+        now = review_rows(store, keys)
+        keys = [k for k in keys if k in now and now[k][1] == only_if_note]
+    back = [[k, *previous[k]] for k in keys if k in previous]
+    gone = [k for k in keys if k not in previous]
+    with store.write() as cur:
+        if gone:
+            cur.execute("DELETE FROM review_decisions WHERE sample_key IN (SELECT unnest(?::VARCHAR[]))", [gone])
+        if back:
+            cur.executemany(
+                "INSERT INTO review_decisions (sample_key, decision, note, decided_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (sample_key) DO UPDATE SET decision = excluded.decision, note = excluded.note,"
+                " decided_at = excluded.decided_at", back)
+    return len(keys)
+
+
 def edit_sample(store: Store, sample_key: str, text: str) -> int:
     """Store an edited text as the sample's next version (the original stays in samples); returns
     the version number, or the current one when the text did not change."""
