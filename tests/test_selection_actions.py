@@ -146,7 +146,7 @@ def test_threshold_calibration_on_the_reviewed_samples_only(store):
     set_review(store, ["r-0", "r-11"], "drop")  # r-11 has no score
     few = threshold_calibration(store, keys, RUBRIC, JUDGE, 3.0)
     assert (few.reviewed, few.scored, few.result) == (4, 3, None)
-    assert "4 reviewed sample(s) here, 3 of them scored by this judge" in few.sentence() and "review or score 2 more" in few.sentence()
+    assert "4 are reviewed, 3 of them scored by this judge" in few.sentence() and "review or score 2 more" in few.sentence()
 
     set_review(store, ["r-5", "r-2"], "keep")  # r-2 is "bad": the judge (2) and the reviewer disagree
     set_review(store, ["r-4", "r-6"], "drop")

@@ -62,10 +62,10 @@ class ThresholdCalibration:
         """What the figures say, and what they do not cover, in one or two sentences."""
         if self.result is None:
             missing = MIN_REVIEWED - self.scored
-            have = (f"{self.reviewed} reviewed sample(s) here, {self.scored} of them scored by this judge"
-                    if self.reviewed else "no reviewed sample here")
+            have = (f"{self.reviewed} are reviewed, {self.scored} of them scored by this judge"
+                    if self.reviewed else "none of these samples is reviewed yet")
             todo = "review" if self.reviewed == self.scored else "review or score"
-            return (f"Calibration needs at least {MIN_REVIEWED} reviewed samples that this judge scored; there is {have}: "
+            return (f"Calibration needs at least {MIN_REVIEWED} reviewed samples that this judge scored; {have}: "
                     f"{todo} {missing} more to see whether this threshold agrees with human review.")
         r = self.result
         kappa = "undefined (one class only)" if math.isnan(r.kappa) else f"{r.kappa:.2f}"
