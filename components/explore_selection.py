@@ -14,6 +14,7 @@ from components.flash import flash, show_flash
 from services.core.store import Store
 from services.curation.export import to_csv, to_jsonl
 from services.curation.selection_actions import (
+    DROP_NOTE,
     DropResult,
     TagError,
     drop_in_review,
@@ -30,6 +31,10 @@ from services.explore.items import ItemSet
 FLASH = "explore_sel_flash"
 UNDO = "explore_sel_undo"  # the last drop's DropResult, for its undo button
 GAP_DEMOS = "selected texts as demonstrations"  # the Fill the gap target (components.explore_gap)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 def _open_fill_the_gap() -> None:
@@ -59,18 +64,18 @@ def selection_actions(store: Store, items: ItemSet, selected: list[int]) -> None
         with c3:
             _export(store, items, sel)
         with c4:
+            st.caption("Recipe")
             reference = items.frame["source"].iloc[sel.rows].astype(str).str.startswith("reference:").any()
             label = "Fill this gap with these texts" if reference else "Generate more like these"
-            st.button(label, key="explore_sel_more", on_click=_open_fill_the_gap, width="stretch",
-                      help="Opens 'Fill the gap' below: a new recipe version whose demonstrations are the selected texts.")
+            st.button(label, key="explore_sel_more", on_click=_open_fill_the_gap, width="stretch")
             st.caption("Opens **Fill the gap** below with the selected texts (the first 20) as the new recipe version's "
                        "demonstrations; nothing is generated until you run it on Generate.")
 
 
 def _tag(store: Store, sel, n_s: int) -> None:
     used = list_tags(store)
-    tag = st.text_input("Tag", key="explore_sel_tag", placeholder="e.g. off-topic",
-                        help="Existing tags: " + (", ".join(used["tag"].head(10)) if len(used) else "none yet"))
+    st.caption("Tag" + (" · in use: " + ", ".join(used["tag"].head(8)) if len(used) else ""))
+    tag = st.text_input("Tag", key="explore_sel_tag", placeholder="a name, e.g. off-topic", label_visibility="collapsed")
     b1, b2 = st.columns(2)
     if b1.button(f"Tag {n_s:,} sample(s)", key="explore_sel_tag_go", disabled=not n_s, width="stretch"):
         try:
@@ -88,9 +93,8 @@ def _tag(store: Store, sel, n_s: int) -> None:
 
 
 def _review(store: Store, sel, n_s: int) -> None:
-    if st.button(f"Drop {n_s:,} sample(s) in review", key="explore_sel_drop", disabled=not n_s, width="stretch",
-                 help="Marks them 'drop' in human review (note: dropped from map selection); the Review step of "
-                      "Compare Filters then leaves them out. Undoable."):
+    st.caption("Review")
+    if st.button(f"Drop {n_s:,} sample(s) in review", key="explore_sel_drop", disabled=not n_s, width="stretch"):
         result = drop_in_review(store, sel)
         st.session_state[UNDO] = result
         flash(FLASH, "success", result.summary())
@@ -103,23 +107,27 @@ def _review(store: Store, sel, n_s: int) -> None:
         flash(FLASH, "success", f"Undone: {n} sample(s) have their earlier review decision back"
               + (f"; {changed} reviewed again since were left as they are." if changed else "."))
         st.rerun()
+    st.caption(f"Marks them 'drop' in human review with the note '{DROP_NOTE}': Compare Filters' Human review step "
+               "then leaves them out. Undo puts back each sample's earlier decision.")
 
 
 def _export(store: Store, items: ItemSet, sel) -> None:
     # Built only when a download is clicked: an idle page never serialises the selection.
+    st.caption("Export")
     if sel.sample_keys:
         e1, e2 = st.columns(2)
-        e1.download_button(f"{len(sel.sample_keys):,} samples as JSONL", lambda: to_jsonl(selection_samples(store, sel)),
+        e1.download_button(f"JSONL ({_count(len(sel.sample_keys), 'sample')})", lambda: to_jsonl(selection_samples(store, sel)),
                            file_name="selection.jsonl", mime="application/jsonl", key="explore_sel_jsonl", width="stretch")
-        e2.download_button("as CSV", lambda: to_csv(selection_samples(store, sel)), file_name="selection.csv",
-                           mime="text/csv", key="explore_sel_csv", width="stretch")
-        st.caption("With condition and provenance columns, as the curated export of Compare Filters.")
+        e2.download_button(f"CSV ({_count(len(sel.sample_keys), 'sample')})", lambda: to_csv(selection_samples(store, sel)),
+                           file_name="selection.csv", mime="text/csv", key="explore_sel_csv", width="stretch")
     if sel.dataset_ids:
         def rows():
             return selection_dataset_rows(items.frame, sel, items.dimensions, items.names)
 
         d1, d2 = st.columns(2)
-        d1.download_button(f"{len(sel.dataset_ids):,} dataset rows as JSONL", lambda: to_jsonl(rows()),
+        d1.download_button(f"JSONL ({_count(len(sel.dataset_ids), 'dataset row')})", lambda: to_jsonl(rows()),
                            file_name="selection-rows.jsonl", mime="application/jsonl", key="explore_sel_rows_jsonl", width="stretch")
-        d2.download_button("as CSV", lambda: to_csv(rows()), file_name="selection-rows.csv", mime="text/csv",
-                           key="explore_sel_rows_csv", width="stretch")
+        d2.download_button(f"CSV ({_count(len(sel.dataset_ids), 'dataset row')})", lambda: to_csv(rows()), file_name="selection-rows.csv",
+                           mime="text/csv", key="explore_sel_rows_csv", width="stretch")
+    st.caption("Samples with their condition and provenance columns, as Compare Filters' curated export"
+               + ("; dataset rows with their attributes." if sel.dataset_ids else "."))

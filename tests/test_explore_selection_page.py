@@ -81,7 +81,7 @@ def test_selection_actions_tag_drop_undo_export_and_more_like_these(app_env):
 
     # export: JSONL and CSV of the samples (no dataset rows selected, so no rows buttons)
     downloads = {d.proto.label for d in at.get("download_button")}
-    assert downloads == {"5 samples as JSONL", "as CSV"}, downloads
+    assert downloads == {"JSONL (5 samples)", "CSV (5 samples)"}, downloads
 
     # generate more like these: Fill the gap opens with the selected texts as demonstrations
     at.button(key="explore_sel_more").click()
@@ -112,7 +112,7 @@ def test_a_selection_with_reference_rows_says_what_cannot_be_tagged(app_env):
     done = texts(at, "success")
     assert "Tagged 1 sample(s) 'mixed'." in done and "2 selected dataset row(s) cannot be tagged" in done
     downloads = {d.proto.label for d in at.get("download_button")}
-    assert {"1 samples as JSONL", "2 dataset rows as JSONL"} <= downloads, downloads
+    assert downloads == {"JSONL (1 sample)", "CSV (1 sample)", "JSONL (2 dataset rows)", "CSV (2 dataset rows)"}, downloads
     assert at.button(key="explore_sel_more").label == "Fill this gap with these texts"
 
     # only reference rows: the sample actions are off
