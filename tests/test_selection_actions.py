@@ -91,7 +91,7 @@ def test_a_tag_needs_a_name_of_sensible_length(mapped):
 
 def test_drop_in_review_is_counted_and_undone_to_each_earlier_decision(mapped):
     store, items = mapped
-    set_review(store, ["a-0"], "keep", note="looked fine")
+    set_review(store, ["a-0", "a-0"], "keep", note="looked fine")  # a key twice is one decision
     set_review(store, ["a-1"], "drop", note="dull")
     before = review_rows(store, ["a-0", "a-1"])
     result = drop_in_review(store, split_selection(items.frame, [0, 1, 2, 3, 9]))

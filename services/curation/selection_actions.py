@@ -93,10 +93,9 @@ def tag_samples(store: Store, selection: Selection, tag: str) -> TagResult:
     with store.write() as cur:
         before = cur.execute("SELECT count(*) FROM sample_tags WHERE tag = ? AND sample_key IN (SELECT unnest(?::VARCHAR[]))",
                              [t, keys]).fetchone()[0] if keys else 0
-        if keys:
-            now = utc_now()
-            cur.executemany("INSERT INTO sample_tags (sample_key, tag, tagged_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                            [[k, t, now] for k in keys])
+        if keys:  # one statement over the key list (executemany is row by row: minutes at 10^5)
+            cur.execute("INSERT INTO sample_tags (sample_key, tag, tagged_at) SELECT unnest(?::VARCHAR[]), ?, ?"
+                        " ON CONFLICT DO NOTHING", [keys, t, utc_now()])
     return TagResult(t, len(keys) - int(before), int(before), selection.left_out("tagged"))
 
 
