@@ -43,6 +43,14 @@ def get_job_manager():
 
 
 @st.cache_resource(show_spinner=False)
+def get_grow_jobs():
+    """The process's grow loops (a thread per loop; each round runs through the job manager)."""
+    from services.evaluation.grow_loop import GrowJobs
+
+    return GrowJobs(get_store(), get_job_manager())
+
+
+@st.cache_resource(show_spinner=False)
 def get_local_server():
     """The built-in model server (llama.cpp + SmolLM2). Nothing starts here: it starts on first use."""
     from services.generation.local_server import LocalModelServer

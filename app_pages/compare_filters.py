@@ -10,7 +10,7 @@ from components.explore_map import show_map
 from components.export_panel import export_panel, save_apply_panel
 from components.filter_form import keep_page_state, pipeline_editor, saved_version_picker
 from components.job_progress import job_progress
-from components.judge_panel import judge_panel
+from components.judge_panel import calibration_note, judge_panel
 from components.review_panel import disagreements, review_panel
 from components.run_picker import pick_run
 from resources import backend_secrets, get_embedder, get_local_server, get_map_jobs, get_score_cache, get_store
@@ -72,7 +72,7 @@ for i, col in enumerate(st.columns(n_pipes, border=True)):
         result_slots.append(st.container())
         with st.expander("Steps and parameters", expanded=True):
             saved_version_picker(i, saved_labels, lambda h: load_pipeline(store, h))
-            raw = pipeline_editor(i, batch.dimensions, default_pipeline(i, batch))
+            raw = pipeline_editor(i, batch.dimensions, default_pipeline(i, batch), judge_note=calibration_note(store, batch.keys))
         try:
             pipelines.append(Pipeline.parse(raw))
         except PipelineError as exc:

@@ -14,10 +14,12 @@ from components.explore_analyses import analyse, coverage_section
 from components.explore_controls import map_settings, pick_source
 from components.explore_gap import fill_the_gap
 from components.explore_map import colour_controls, map_figure, map_notes, map_preview, selection_table, show_map
+from components.explore_selection import selection_actions
 from components.explore_state import keep_page_state
 from components.job_progress import job_progress
 from resources import backend_secrets, get_embedder, get_local_server, get_map_jobs, get_store
 from services.curation.pipeline_store import latest_verdicts
+from services.curation.selection_actions import tags_of_runs
 from services.explore import map_view
 from services.explore.items import list_datasets, list_runs
 from services.explore.map_jobs import start_map
@@ -64,11 +66,12 @@ clusters = map_view.cluster_names(map_view.cluster_labels(data))
 reference = map_view.reference_mask(frame)
 mapped = map_view.mapped_runs(frame)
 verdicts = latest_verdicts(store, mapped) if mapped else {}
-options = map_view.colour_options(dims, has_verdicts=bool(verdicts), has_reference=bool(reference.any()))
+tags = tags_of_runs(store, mapped)
+options = map_view.colour_options(dims, has_verdicts=bool(verdicts), has_reference=bool(reference.any()), has_tags=bool(tags))
 colour_choice, radius, show_names = colour_controls(map_view.option_labels(options, items), coverage_radius=bool(reference.any()))
 cov = map_view.reference_coverage(data, reference, radius)
 colouring = map_view.colour_by(colour_choice, frame, clusters=clusters, run_names=items.run_names, verdicts=verdicts,
-                               reference=reference, cov=cov)
+                               reference=reference, cov=cov, tags=tags)
 # Large maps: hovers without texts, and past DISPLAY_MAX points a density-thinned drawing.
 hover = (map_view.hover_labels(frame["text"].to_numpy(), map_view.condition_lines(frame, dims, items.names))
          if len(frame) <= map_view.hover_text_max() else None)
@@ -86,6 +89,7 @@ if len(frame) < 3:
     st.caption("Fewer than 3 texts: no clusters or pairwise metrics; the texts are listed below.")
     st.dataframe(map_view.display_frame(items, frame), hide_index=True)
 selection_table(items, selected, clusters)
+selection_actions(store, items, selected)  # tag, drop in review, export, generate more like these
 
 # -- analyses (one at a time; each cached per map) -------------------------------------------
 section = st.segmented_control(

@@ -15,7 +15,9 @@ from components.generate_proposals import proposals_panel
 from components.generate_recipe import recipe_picker, rendered_prompts
 from components.generate_run import live_run, pick_run, rename_box, run_controls
 from components.generate_view import backend_form, connection_result, forecast_view, params_form, price_editor
-from resources import backend_secrets, get_batch_poller, get_job_manager, get_local_server, get_store
+from components.grow_panel import GrowRequest, grow_panel
+from resources import backend_secrets, get_batch_poller, get_embedder, get_grow_jobs, get_job_manager, get_local_server, get_store
+from services.core.settings import get as setting
 from services.generation.backends import BackendConfig, describe_error
 from services.generation.connect import call, check
 from services.generation.forecast import past_speed, preview_forecast, rough_forecast
@@ -148,3 +150,7 @@ def save_accepted(dim: str, values: list[str]) -> str:
 
 
 proposals_panel(recipe, propose, save_accepted)
+
+# 7. Grow toward a target -------------------------------------------------------------------
+grow_panel(store, recipe, get_grow_jobs(), GrowRequest(run_cfg, settings, model_settings, p["budget_usd"], lambda r: run_backend(
+    store, r, run_cfg, local, settings.concurrency), get_embedder(setting("STUDIO_EMBEDDER"))), price_how=PAGE_HOW)

@@ -23,6 +23,7 @@ STEP_LABELS = {
 }
 PREFIX = "compare_filters"
 NONE = "(none)"
+JudgeNote = Callable[[str, str, float], None]  # (rubric, judge label, threshold): draws under the threshold
 
 
 def _k(i: int, kind: str, param: str) -> str:
@@ -93,7 +94,7 @@ def keep_page_state() -> None:
 # -- the editor ----------------------------------------------------------------------------------
 
 
-def _params(i: int, kind: str, dimensions: list[str], start: dict[str, Any]) -> dict[str, Any]:
+def _params(i: int, kind: str, dimensions: list[str], start: dict[str, Any], judge_note: JudgeNote | None = None) -> dict[str, Any]:
     """The widgets of one step; ``start`` holds this pipeline's starting parameters for the kind."""
     k = lambda p: _k(i, kind, p)  # noqa: E731 - a short local helper reads better here
     d = lambda p, v: start.get(p, v)  # noqa: E731
@@ -127,6 +128,8 @@ def _params(i: int, kind: str, dimensions: list[str], start: dict[str, Any]) -> 
         rubric = st.text_area("Rubric", value="The sample is fluent, on task, and would be useful as training data.", key=k("rubric"), height=80)
         model = st.text_input("Judge (preset/model: the cache label)", value="local/SmolLM2-135M-Instruct", key=k("judge_model"))
         t = st.slider("Minimum score", 1.0, 5.0, 3.0, 0.5, key=k("threshold"))
+        if judge_note is not None:  # how this threshold agrees with human review, right under it
+            judge_note(rubric, model, t)
         unscored = st.radio("Not scored yet", ["keep", "drop"], horizontal=True, key=k("unscored"))
         return {"rubric": rubric, "judge_model": model, "threshold": t, "unscored": unscored}
     if kind == "adherence":
@@ -184,9 +187,10 @@ def _guess(options: list[str], words: tuple[str, ...]) -> int:
     return 0
 
 
-def pipeline_editor(i: int, dimensions: list[str], start: dict[str, Any]) -> dict[str, Any]:
+def pipeline_editor(i: int, dimensions: list[str], start: dict[str, Any], *, judge_note: JudgeNote | None = None) -> dict[str, Any]:
     """Name and steps of pipeline ``i``; returns the raw pipeline dict (validated by the caller).
-    ``start`` is the pipeline a fresh editor shows (services.curation.pipeline.default_pipeline)."""
+    ``start`` is the pipeline a fresh editor shows (services.curation.pipeline.default_pipeline);
+    ``judge_note(rubric, judge, threshold)`` draws the judge step's calibration under its threshold."""
     defaults = {s["kind"]: s for s in start["steps"]}
     loaded: dict[str, dict[str, Any]] = st.session_state.get(f"{PREFIX}_p{i}_loaded", {})
     name = st.text_input("Name", value=start["name"], key=f"{PREFIX}_p{i}_name")
@@ -196,5 +200,5 @@ def pipeline_editor(i: int, dimensions: list[str], start: dict[str, Any]) -> dic
     for n, kind in enumerate(kinds):
         with st.expander(f"{n + 1}. {STEP_LABELS[kind]}", expanded=kind in ("length", "minhash", "semantic_dedup", "judge")):
             # A loaded version's parameters without a widget first; the widgets' values over them.
-            steps.append({**loaded.get(kind, {}), "kind": kind, **_params(i, kind, dimensions, defaults.get(kind, {}))})
+            steps.append({**loaded.get(kind, {}), "kind": kind, **_params(i, kind, dimensions, defaults.get(kind, {}), judge_note)})
     return {"name": name, "steps": steps}

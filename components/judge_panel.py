@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
+from services.curation.calibration import threshold_calibration
 from services.curation.judge_step import JudgeReport, judge_backend_factory, score_missing
 from services.generation.presets import PRESETS, key_from
 
@@ -22,6 +23,24 @@ if TYPE_CHECKING:
 def judge_targets(pipelines: Sequence[Pipeline]) -> list[tuple[str, str]]:
     """(rubric, judge label) of every judge step in the pipelines, first seen first, without repeats."""
     return list(dict.fromkeys((s.rubric, s.judge_model) for p in pipelines for s in p.steps if s.kind == "judge"))
+
+
+def calibration_note(store: Store, sample_keys: Sequence[str]) -> Callable[[str, str, float], None]:
+    """What ``pipeline_editor`` draws under a judge threshold: that threshold against the human
+    review decisions of these samples (accuracy, Cohen's kappa, how many reviewed), or how many
+    more reviews it needs."""
+    keys = list(sample_keys)
+
+    def note(rubric: str, judge: str, threshold: float) -> None:
+        try:
+            cal = threshold_calibration(store, keys, rubric, judge, threshold)
+        except Exception as exc:  # a sentence, never a traceback: the editor must stay usable
+            st.caption(f"Calibration against human review could not be computed: {type(exc).__name__}: {exc}")
+            return
+        st.caption("**Calibration against human review.** " + cal.sentence()
+                   + (" Unreviewed samples of this run are not covered." if cal.result is not None else ""))
+
+    return note
 
 
 def judge_panel(store: Store, pipelines: Sequence[Pipeline], texts: list[str], *, prefix: str,

@@ -4,6 +4,7 @@
     python -m services run recipe.yaml --backend openai --model gpt-4o-mini --budget 0.50
     python -m services run recipe.yaml --backend vllm --model my-model --price-in 0 --price-out 0 --budget 1
     python -m services run --resume run-0123abcd --db data/studio.duckdb
+    python -m services grow recipe.yaml --cells label,cuisine --rounds 3 --batch 4   (see cli/grow.py)
 
 The key comes from the environment (the preset's variable, or --api-key-env); never from a flag,
 so it does not end up in shell history or process listings.
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     from services.cli.embed import add_parsers as add_embed
 
     add_embed(sub)
+    from services.cli.grow import add_parser as add_grow
+
+    add_grow(sub)
     return parser
 
 
@@ -225,6 +229,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.cli.embed import cmd_embed
 
         return cmd_embed(args)
+    if args.command == "grow":
+        from services.cli.grow import cmd_grow
+
+        return cmd_grow(args)
     return 2
 
 

@@ -36,6 +36,14 @@ BASE_COLUMNS = [
 def curated_frame(store: Store, result: PipelineResult) -> pd.DataFrame:
     """The kept samples of a pipeline result, with condition and provenance columns, in batch order."""
     keys = [k for k, kept in zip(result.batch.keys, result.kept.tolist(), strict=True) if kept]
+    return samples_frame(store, keys, result.batch.dimensions, pipeline=result.pipeline.name,
+                         pipeline_hash=result.pipeline.content_hash())
+
+
+def samples_frame(store: Store, keys: list[str], dimensions: list[str] | None = None, *, pipeline: str | None = None,
+                  pipeline_hash: str | None = None) -> pd.DataFrame:
+    """Samples by key (in that order; unknown keys left out) with condition and provenance columns.
+    ``dimensions`` default to every dimension the samples' conditions name, first seen first."""
     rows = store.query(
         """SELECT s.sample_key, s.text, s.original_text, s.edit_version, s.condition, s.run_id, s.recipe_hash,
                   v.name, v.version, r.backend, s.model, s.params, s.messages, s.demo_ids, s.prompt_tokens,
@@ -47,9 +55,8 @@ def curated_frame(store: Store, result: PipelineResult) -> pd.DataFrame:
         [keys],
     )
     by_key = {r[0]: r for r in rows}
-    dims = result.batch.dimensions
+    dims = dimensions if dimensions is not None else list(dict.fromkeys(d for k in keys if k in by_key for d in (by_key[k][4] or {})))
     dim_cols = {d: (d if d not in BASE_COLUMNS else f"condition_{d}") for d in dims}
-    phash = result.pipeline.content_hash()
     records = []
     for k in keys:
         r = by_key.get(k)
@@ -63,7 +70,7 @@ def curated_frame(store: Store, result: PipelineResult) -> pd.DataFrame:
             "prompt": r[12] or "[]", "demo_ids": list(r[13] or []), "prompt_tokens": r[14], "completion_tokens": r[15],
             "latency_ms": r[16], "cost_usd": r[17], "finish_reason": r[18],
             "created_at": r[19].isoformat() if r[19] is not None else None,
-            "pipeline": result.pipeline.name, "pipeline_hash": phash,
+            "pipeline": pipeline, "pipeline_hash": pipeline_hash,
         }
         for d, col in dim_cols.items():
             rec[col] = cond.get(d)

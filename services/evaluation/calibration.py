@@ -2,24 +2,23 @@
 
 For every (rubric, judge) with scores on reviewed samples, and every threshold t, the judge
 "keeps" a sample at score >= t; against the reviewer's keep/drop that gives accuracy and Cohen's
-kappa; Spearman's rank correlation compares the raw scores with keep (1) / drop (0).
+kappa; Spearman's rank correlation compares the raw scores with keep (1) / drop (0). The figures
+come from ``services.curation.calibration.agreement``, which Compare Filters shows next to each
+judge threshold.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from services.core.store import Store
+from services.curation.calibration import MIN_REVIEWED, agreement
 
-MIN_REVIEWED = 5
+THRESHOLDS = (2.0, 3.0, 4.0, 5.0)
 
 
 def judge_agreement(store: Store, run_ids: list[str]) -> tuple[pd.DataFrame, list[str]]:
     """rubric (first words), judge, threshold, n, accuracy, kappa, spearman; plus notes."""
-    from scipy.stats import spearmanr
-    from sklearn.metrics import cohen_kappa_score
-
     rows = store.query(
         """SELECT j.rubric_hash, j.judge_model, j.score, r.decision = 'keep'
            FROM samples_latest s JOIN review_decisions r USING (sample_key)
@@ -32,14 +31,11 @@ def judge_agreement(store: Store, run_ids: list[str]) -> tuple[pd.DataFrame, lis
     frame = pd.DataFrame(rows, columns=["rubric", "judge", "score", "human_keep"])
     out, notes = [], []
     for (rubric, judge), g in frame.groupby(["rubric", "judge"]):
-        human = g["human_keep"].astype(int).to_numpy()
         if len(g) < MIN_REVIEWED:
             notes.append(f"judge {judge} (rubric {rubric[:8]}): only {len(g)} reviewed sample(s), fewer than {MIN_REVIEWED}.")
             continue
-        rho = spearmanr(g["score"], human).statistic if len(set(human)) > 1 and g["score"].nunique() > 1 else np.nan
-        for t in (2.0, 3.0, 4.0, 5.0):
-            pred = (g["score"].to_numpy() >= t).astype(int)
-            kappa = cohen_kappa_score(human, pred) if len(set(human) | set(pred)) > 1 else np.nan
-            out.append({"rubric": rubric[:8], "judge": judge, "threshold": t, "n": len(g),
-                        "accuracy": float(np.mean(pred == human)), "kappa": float(kappa), "spearman": float(rho)})
+        for t in THRESHOLDS:
+            a = agreement(g["score"].to_numpy(), g["human_keep"].to_numpy(dtype=bool), t)
+            out.append({"rubric": rubric[:8], "judge": judge, "threshold": t, "n": a.n,
+                        "accuracy": a.accuracy, "kappa": a.kappa, "spearman": a.spearman})
     return pd.DataFrame(out), notes

@@ -20,7 +20,7 @@ BASE_COLUMNS = ("id", "text", "source", "run_id")
 # A dimension whose name is a base column or a "colour by" key of the map (cluster, length…)
 # cannot share that column or key: it gets an internal column name, and ``ItemSet.names`` keeps
 # the user's name, which is the only one the page shows (a dimension ``length`` reads "length").
-_RESERVED = {*BASE_COLUMNS, "cluster", "run", "length", "filter verdict", "coverage"}
+_RESERVED = {*BASE_COLUMNS, "cluster", "run", "length", "filter verdict", "coverage", "tag"}
 NONE = "(none)"  # the value of a dimension a text does not have (e.g. a baseline run's)
 
 

@@ -118,10 +118,10 @@ def reference_coverage(data: MapData, reference: np.ndarray, radius: float) -> C
     return coverage(data.vectors[~reference], data.vectors[reference], radius)
 
 
-def colour_options(dimensions: Sequence[str], *, has_verdicts: bool, has_reference: bool) -> list[str]:
+def colour_options(dimensions: Sequence[str], *, has_verdicts: bool, has_reference: bool, has_tags: bool = False) -> list[str]:
     """Option keys: the map's extras and the dimensions' columns (never equal: see items._RESERVED)."""
     return (["cluster", *dimensions, "run", "source", TEXT_LENGTH] + (["filter verdict"] if has_verdicts else [])
-            + (["coverage"] if has_reference else []))
+            + (["tag"] if has_tags else []) + (["coverage"] if has_reference else []))
 
 
 def option_labels(options: Sequence[str], items: ItemSet) -> dict[str, str]:
@@ -147,6 +147,7 @@ def colour_by(
     verdicts: Mapping[str, str] | None = None,
     reference: np.ndarray | None = None,
     cov: Coverage | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> Colouring:
     """The colouring for a "colour by" choice: a dimension or one of ``colour_options``' extras."""
     if choice == "cluster":
@@ -157,6 +158,8 @@ def colour_by(
         return colouring(frame["text"].str.len().to_numpy(), numeric=True)
     if choice == "filter verdict":  # the pipeline last applied to each run (Compare Filters, "Apply")
         return colouring(frame["id"].map(dict(verdicts or {})).fillna("not filtered").to_numpy())
+    if choice == "tag":  # tags put on map selections (services.curation.selection_actions)
+        return colouring(frame["id"].map(dict(tags or {})).fillna("untagged").to_numpy())
     if choice == "coverage":
         if reference is None or cov is None:
             raise ValueError("colouring by coverage needs a reference dataset")

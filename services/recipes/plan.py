@@ -178,6 +178,25 @@ def make_plan(recipe: Recipe, limit: int | None = None, rows: list[dict[str, str
     nearest and diverse demo strategies (default: TF-IDF over the demonstrations)."""
     rhash = recipe.content_hash()
     conditions = source_conditions(recipe, rows, limit) if recipe.source else sample_conditions(recipe, limit)
+    items = _render_items(recipe, rhash, conditions, embed, f"demos:{recipe.sampling.seed}")
+    if recipe.source:
+        # The same recipe over a re-imported dataset is another plan: its id carries the rows' keys.
+        digest = hashlib.blake2b("".join(it.key for it in items).encode(), digest_size=6).hexdigest()
+        return Plan(f"{plan_id_for(rhash)}-{digest}", rhash, "dataset", recipe.sampling.seed, len(items), items)
+    size = plan_size(recipe)
+    return Plan(plan_id_for(rhash), rhash, recipe.sampling.strategy, recipe.sampling.seed, size.cells, items)
+
+
+def plan_for_conditions(recipe: Recipe, conditions: list[Condition], tag: str, embed: Embed | None = None) -> Plan:
+    """A plan of the given conditions (e.g. one round of a grow loop), rendered exactly as
+    ``make_plan`` renders its own; its id is the recipe's plan id plus ``tag``, and its demos are
+    drawn from a stream of their own for that tag."""
+    rhash = recipe.content_hash()
+    items = _render_items(recipe, rhash, conditions, embed, f"demos:{recipe.sampling.seed}:{tag}")
+    return Plan(f"{plan_id_for(rhash)}-{tag}", rhash, "explicit", recipe.sampling.seed, len(items), items)
+
+
+def _render_items(recipe: Recipe, rhash: str, conditions: list[Condition], embed: Embed | None, demo_stream: str) -> list[PlanItem]:
     picker = DemoPicker(recipe.demos, embed)
     renderer = MessageRenderer(recipe)
     first = recipe.columns[0] if recipe.columns and not recipe.user_template.strip() and not recipe.steps else None
@@ -189,7 +208,7 @@ def make_plan(recipe: Recipe, limit: int | None = None, rows: list[dict[str, str
     else:
         first = None
     # Demos use their own stream so changing k never changes the sampled conditions.
-    rng = random.Random(f"demos:{recipe.sampling.seed}")
+    rng = random.Random(demo_stream)
     items = []
     # Multi-step recipes: the final template may read steps.<name>; the plan shows placeholders
     # (the runner renders the real messages once the earlier steps have answered).
@@ -204,12 +223,7 @@ def make_plan(recipe: Recipe, limit: int | None = None, rows: list[dict[str, str
         except TemplateProblem as exc:
             raise TemplateProblem(exc.template_name, f"{exc.message} (item {i}, condition {cond})", exc.line) from None
         items.append(PlanItem(i, item_key(rhash, i, cond, ids), cond, ids, msgs))
-    if recipe.source:
-        # The same recipe over a re-imported dataset is another plan: its id carries the rows' keys.
-        digest = hashlib.blake2b("".join(it.key for it in items).encode(), digest_size=6).hexdigest()
-        return Plan(f"{plan_id_for(rhash)}-{digest}", rhash, "dataset", recipe.sampling.seed, len(items), items)
-    size = plan_size(recipe)
-    return Plan(plan_id_for(rhash), rhash, recipe.sampling.strategy, recipe.sampling.seed, size.cells, items)
+    return items
 
 
 def _as_column(msgs: list[dict[str, str]], col: Any) -> list[dict[str, str]]:

@@ -75,6 +75,12 @@ FROM filter_verdicts v LEFT JOIN filter_pipelines p ON p.pipeline_hash = v.pipel
 GROUP BY ALL
 ORDER BY pipeline, p.version, v.step_idx"""
 
+SAMPLES_PER_TAG = """-- Samples per tag (tags are put on map selections on the Explore page), per run
+SELECT t.tag, s.run_id, any_value(r.name) AS run_name, count(*) AS samples
+FROM sample_tags t JOIN samples s ON s.sample_key = t.sample_key LEFT JOIN runs r ON r.run_id = s.run_id
+GROUP BY t.tag, s.run_id
+ORDER BY samples DESC, t.tag"""
+
 
 def _relations(store: Any) -> dict[str, list[str]]:
     rows = store.query(
@@ -114,4 +120,6 @@ def example_queries(store: Any) -> list[ExampleQuery]:
         ExampleQuery("Dataset rows per attribute value", "Rows of imported datasets per attribute value.",
                      DATASET_ROWS_PER_ATTRIBUTE_VALUE),
         ExampleQuery("Duplicate texts", "Exact duplicate outputs across runs.", DUPLICATE_TEXTS),
+        ExampleQuery("Samples per tag", "Tags put on map selections (Explore), per run.", SAMPLES_PER_TAG,
+                     "sample_tags" in relations, "" if "sample_tags" in relations else "needs the sample_tags table (tags)"),
     ]

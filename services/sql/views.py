@@ -1,6 +1,7 @@
 """Views that make SQL over the studio natural, built from what the database holds now.
 
-- ``samples_full``: each sample with its run (name, backend, status) and recipe (name, version).
+- ``samples_full``: each sample with its run (name, backend, status), recipe (name, version) and
+  ``tags`` (a list, from ``sample_tags``).
 - ``samples_wide``: ``samples_full`` plus one column per dimension of the condition.
 - ``samples_columns``: one row per sample (run, item, sample index) with one SQL column per
   column of its recipe and one per field of a structured column (judge: ``score``, ``rationale``;
@@ -123,6 +124,9 @@ def view_definitions(store: Any) -> dict[str, str]:
             if alias not in taken:
                 select.append(f"{src}.{quote_ident(col)} AS {quote_ident(alias)}")
                 taken.add(alias)
+        if "sample_tags" in tables and "tags" not in taken:  # tags from map selections, as a list
+            select.append("(SELECT list(t.tag ORDER BY t.tag) FROM sample_tags t WHERE t.sample_key = s.sample_key) AS tags")
+            taken.add("tags")
         base = (
             "SELECT " + ", ".join(select) + " FROM samples s"
             " LEFT JOIN runs r ON r.run_id = s.run_id"
