@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components import cluster_names
 from components import evaluate_sections as sections
 from components.evaluate_judge import calibration_section, judge_section
 from components.evaluate_maps import set_panels, show_panels
@@ -18,7 +19,7 @@ from components.job_progress import job_progress
 from resources import backend_secrets, get_embedder, get_local_server, get_map_jobs, get_store
 from services.core import settings
 from services.evaluation import reference as refs
-from services.evaluation.export import to_html, to_markdown
+from services.evaluation.export import report_map, to_html, to_markdown
 from services.evaluation.report import build_report, reference_vectors, set_frames, set_masks
 from services.explore.items import list_datasets, list_runs
 from services.explore.map_jobs import MapRequest, start_map
@@ -72,8 +73,10 @@ if cache_key not in cache:
             reference.notes.append(why)
         built = build_report(store, items, data.vectors, data.labels, label_dimension=options.label_column,
                              reference=reference, reference_vectors=ref_vectors)
+        maps = report_map(data.layout, set_masks(items), data.labels, items.texts, method="UMAP" if data.xy is not None else "PCA",
+                          caption=data.cluster_choice.caption() if data.cluster_choice else "")
         cache.clear()
-        cache[cache_key] = (built, to_html(built), to_markdown(built))
+        cache[cache_key] = (built, to_html(built, maps=maps), to_markdown(built, maps=maps))
 report, report_html, report_md = cache[cache_key]
 memo = st.session_state.setdefault("evaluate_figures", {})  # figures and the judge's plan, per report
 if memo.get("report") != cache_key:
@@ -85,10 +88,13 @@ colour_by = st.radio("Colour the maps by", ["cluster", *(items.name(d) for d in 
                      key="evaluate_map_colour")
 colour = cluster_labels(data).astype(str) if colour_by == "cluster" else items.frame[items.column(colour_by)].to_numpy()
 method = "UMAP" if data.xy is not None else "PCA"
-show_panels(sections.figure(memo, ("panels", colour_by), lambda: set_panels(
-    data.layout, masks, colour, f"One {method} projection of all {len(items)} texts")), len(masks))
-if data.cluster_params is not None:
-    st.caption(f"Clusters: HDBSCAN with min cluster size {data.cluster_params.min_cluster_size} on the 2-D layout.")
+names = tuple(cluster_names.positions("evaluate", job.key, data, size_px=(320.0, 330.0), max_names=6))  # narrow panels
+show_panels(sections.figure(memo, ("panels", colour_by, names), lambda: set_panels(
+    data.layout, masks, colour, f"One {method} projection of all {len(items)} texts", names)), len(masks))
+if data.cluster_choice is not None:
+    st.caption(data.cluster_choice.caption())
+cluster_names.choice_details(data)
+cluster_names.llm_names_panel("evaluate", data, secrets=backend_secrets, local=get_local_server)
 
 sections.diversity_section(report)
 sections.coverage_section(report, memo)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from components import cluster_names
 from components.explore_analyses import analyse, coverage_section
 from components.explore_controls import map_settings, pick_source
 from components.explore_gap import fill_the_gap
@@ -16,7 +17,7 @@ from components.explore_map import colour_controls, map_figure, map_notes, map_p
 from components.explore_selection import selection_actions
 from components.explore_state import keep_page_state
 from components.job_progress import job_progress
-from resources import get_embedder, get_map_jobs, get_store
+from resources import backend_secrets, get_embedder, get_local_server, get_map_jobs, get_store
 from services.curation.pipeline_store import latest_verdicts
 from services.curation.selection_actions import tags_of_runs
 from services.explore import map_view
@@ -67,7 +68,7 @@ mapped = map_view.mapped_runs(frame)
 verdicts = latest_verdicts(store, mapped) if mapped else {}
 tags = tags_of_runs(store, mapped)
 options = map_view.colour_options(dims, has_verdicts=bool(verdicts), has_reference=bool(reference.any()), has_tags=bool(tags))
-colour_choice, radius = colour_controls(map_view.option_labels(options, items), coverage_radius=bool(reference.any()))
+colour_choice, radius, show_names = colour_controls(map_view.option_labels(options, items), coverage_radius=bool(reference.any()))
 cov = map_view.reference_coverage(data, reference, radius)
 colouring = map_view.colour_by(colour_choice, frame, clusters=clusters, run_names=items.run_names, verdicts=verdicts,
                                reference=reference, cov=cov, tags=tags)
@@ -76,9 +77,14 @@ hover = (map_view.hover_labels(frame["text"].to_numpy(), map_view.condition_line
          if len(frame) <= map_view.hover_text_max() else None)
 drawn = map_view.display_rows(data.layout)
 thinned = len(drawn) < len(frame)
-fig = map_figure(data.layout, colouring, hover=hover, title=map_view.map_title(data), rows=drawn if thinned else None)
+names = cluster_names.positions("explore", job.key, data) if show_names else []
+fig = map_figure(data.layout, colouring, hover=hover, title=map_view.map_title(data), rows=drawn if thinned else None, names=names)
 selected = show_map(fig, key="explore_map", region_xy=data.layout if thinned else None, click=True)
-map_notes(len(frame), len(drawn), hover is not None)
+n_clusters = len(set(map_view.cluster_labels(data).tolist()) - {-1})
+map_notes(len(frame), len(drawn), hover is not None, data.cluster_choice.caption() if data.cluster_choice else "",
+          len(names) if show_names else None, n_clusters)
+cluster_names.choice_details(data, "Set a min cluster size, min samples or a selection in Map settings to choose yourself.")
+cluster_names.llm_names_panel("explore", data, secrets=backend_secrets, local=get_local_server)
 if len(frame) < 3:
     st.caption("Fewer than 3 texts: no clusters or pairwise metrics; the texts are listed below.")
     st.dataframe(map_view.display_frame(items, frame), hide_index=True)

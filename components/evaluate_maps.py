@@ -3,19 +3,29 @@ other leaves empty shows at a glance (the other sets' points are drawn grey unde
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from components.explore_map import add_names
+from services.explore.map_view import NOISE_COLOUR, PALETTE, category_order
+
 MAX_PANELS = 4
 
 
-def set_panels(xy: np.ndarray, masks: dict[str, np.ndarray], colour: np.ndarray, title: str) -> go.Figure:
+def set_panels(xy: np.ndarray, masks: dict[str, np.ndarray], colour: np.ndarray, title: str,
+               centre_names: Sequence[tuple[float, float, str]] = ()) -> go.Figure:
+    """One panel per set on the shared projection; ``centre_names`` (cluster names at their centres, made
+    safe by ``cluster_keywords.name_positions``) are drawn in every panel, so a cluster one set
+    leaves empty is named where it would be."""
     names = list(masks)[:MAX_PANELS]
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=[n[:60] for n in names], shared_xaxes=True, shared_yaxes=True)
-    values = sorted(set(colour.tolist()))
-    palette = ["#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d"]
+    values = sorted({str(v) for v in colour.tolist()}, key=lambda v: (v in ("-1", "noise"), category_order(v)))  # noise last
+    colour = np.asarray([str(v) for v in colour.tolist()], dtype=object)
+    palette = PALETTE
     shown: set[str] = set()  # one legend entry per value, wherever it first appears
     for c, name in enumerate(names, start=1):
         m = masks[name]
@@ -24,10 +34,13 @@ def set_panels(xy: np.ndarray, masks: dict[str, np.ndarray], colour: np.ndarray,
         for i, v in enumerate(values):
             sel = m & (colour == v)
             if sel.any():
-                fig.add_trace(go.Scattergl(x=xy[sel, 0], y=xy[sel, 1], mode="markers", name=str(v), legendgroup=str(v),
-                                           marker={"size": 5, "color": palette[i % len(palette)]}, showlegend=str(v) not in shown,
+                noise = v in ("-1", "noise")
+                fig.add_trace(go.Scattergl(x=xy[sel, 0], y=xy[sel, 1], mode="markers", name="noise" if noise else v, legendgroup=v,
+                                           marker={"size": 5, "color": NOISE_COLOUR if noise else palette[i % len(palette)]},
+                                           showlegend=v not in shown,
                                            hoverinfo="skip"), row=1, col=c)
                 shown.add(str(v))
+        add_names(fig, centre_names, row=1, col=c)
     fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 60, "b": 10}, title=title)
     fig.update_xaxes(showticklabels=False)
     fig.update_yaxes(showticklabels=False)

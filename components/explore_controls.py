@@ -60,10 +60,11 @@ class MapSettings:
     min_cluster_size: int | None
     min_samples: int | None
     reference_id: str | None
+    selection: str | None = None
 
     def request(self, run_ids: list[str], dataset_id: str | None) -> MapRequest:
         return MapRequest(run_ids=tuple(run_ids), dataset_id=dataset_id, reference_id=self.reference_id, layout=self.layout,
-                          min_cluster_size=self.min_cluster_size, min_samples=self.min_samples)
+                          min_cluster_size=self.min_cluster_size, min_samples=self.min_samples, selection=self.selection)
 
 
 def map_settings(datasets: pd.DataFrame) -> MapSettings:
@@ -83,12 +84,15 @@ def map_settings(datasets: pd.DataFrame) -> MapSettings:
         if speed:
             c1.caption(speed)
         st.caption(EMBEDDER_TRADEOFFS)
-        c1, c2, c3, c4, c5 = st.columns(5)
+        c1, c2, c3, c4, c5, c6 = st.columns(6)
         n_neighbors = c1.number_input("UMAP n_neighbors", 2, 200, 15, key="explore_nn")
         min_dist = c2.number_input("UMAP min_dist", 0.0, 1.0, 0.1, step=0.05, key="explore_md")
         seed = c3.number_input("UMAP seed", 0, 2**31 - 1, 42, key="explore_seed")
         min_cluster = c4.number_input("Min cluster size (0 = auto)", 0, 5000, 0, key="explore_mcs")
         min_samples = c5.number_input("HDBSCAN min samples (0 = auto)", 0, 5000, 0, key="explore_ms")
+        selection = c6.selectbox("Cluster selection", ["auto", "eom", "leaf"], key="explore_sel",
+                                 help="auto: tuned to the data (the map's caption says how). Setting any of the three "
+                                      "clusters the 2-D map with your values (eom: excess of mass).")
         labels = dataset_labels(datasets)
         reference_id = st.selectbox("Reference dataset for coverage (real data)", [None, *labels], key="explore_reference",
                                     format_func=lambda d: "none" if d is None else labels[d])
@@ -96,4 +100,5 @@ def map_settings(datasets: pd.DataFrame) -> MapSettings:
         embedder=chosen,
         layout=LayoutParams(n_neighbors=int(n_neighbors), min_dist=float(min_dist), seed=int(seed)),
         min_cluster_size=int(min_cluster) or None, min_samples=int(min_samples) or None, reference_id=reference_id,
+        selection=None if selection == "auto" else selection,
     )

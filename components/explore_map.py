@@ -34,6 +34,7 @@ def map_figure(
     title: str = "",
     height: int = 560,
     rows: np.ndarray | None = None,
+    names: Sequence[tuple[float, float, str]] = (),
 ) -> go.Figure:
     """One trace per category (legend = colour key) or one numeric-coloured trace.
 
@@ -41,6 +42,8 @@ def map_figure(
     trace. ``colour`` is a ``Colouring`` or raw values (categories unless ``numeric``). ``rows``
     draws only those rows (a thinned map); the legend still counts every point. Without
     ``hover`` the points carry no text at all (the hover names the point's group and number).
+    ``names``: (x, y, text) drawn at cluster centres (texts made safe by
+    ``cluster_keywords.name_positions``).
     """
     c = colour if isinstance(colour, Colouring) else map_view.colouring(colour, numeric=numeric)
     xy = np.asarray(xy, dtype=np.float32)
@@ -76,7 +79,17 @@ def map_figure(
         xaxis=dict(showticklabels=False, title=None, zeroline=False), yaxis=dict(showticklabels=False, title=None, zeroline=False),
         legend=dict(itemsizing="constant"), showlegend=not c.numeric,
     )
+    add_names(fig, names)
     return fig
+
+
+def add_names(fig: go.Figure, names: Sequence[tuple[float, float, str]], **where) -> None:
+    """Cluster names as annotations inside the plot (the legend sits outside it), on a pale box so
+    they read over points, lifted a little above the centre so a tight cluster stays visible under
+    its name; ``where`` places them in a subplot (row=, col=)."""
+    for x, y, text in names:
+        fig.add_annotation(x=x, y=y, yshift=12, text=text, showarrow=False, font=dict(size=12, color="#222"),
+                           bgcolor="rgba(255,255,255,0.65)", bordercolor="rgba(0,0,0,0.2)", borderpad=2, **where)
 
 
 def show_map(fig: go.Figure, key: str, *, region_xy: np.ndarray | None = None, click: bool = False) -> list[int]:
@@ -111,9 +124,15 @@ def selected_rows(event) -> list[int]:
     return sorted(set(rows))
 
 
-def map_notes(n: int, drawn: int, hover_text: bool) -> None:
-    """Say what the map leaves out: thinned points, hovers without text."""
+def map_notes(n: int, drawn: int, hover_text: bool, clusters: str = "", named: int | None = None,
+              n_clusters: int = 0) -> None:
+    """Say what the map leaves out (thinned points, hovers without text, clusters left unnamed)
+    and how its clusters were made (``clusters``: the choice's caption)."""
     notes = []
+    if clusters:
+        notes.append(clusters)
+    if named is not None and named < n_clusters:
+        notes.append(f"Names are drawn for the {named} largest cluster(s) that have room, of {n_clusters}.")
     if drawn < n:
         notes.append(f"Showing {drawn:,} of {n:,} points: dense areas are thinned, sparse ones drawn whole; "
                      f"a box or lasso selects among all {n:,}.")
@@ -135,13 +154,14 @@ def map_preview(job) -> None:
                                    rows=drawn if len(drawn) < n else None), key="explore_preview")
 
 
-def colour_controls(options: dict[str, str], *, coverage_radius: bool) -> tuple[str, float]:
-    """The "colour by" choice (option key -> label), and the coverage radius when there is a
-    reference dataset."""
-    c1, c2 = st.columns([1, 3])
+def colour_controls(options: dict[str, str], *, coverage_radius: bool) -> tuple[str, float, bool]:
+    """The "colour by" choice (option key -> label), the coverage radius when there is a
+    reference dataset, and whether to draw cluster names."""
+    c1, c2, c3 = st.columns([2, 1, 4])
     choice = c1.selectbox("Colour by", list(options), format_func=options.get, key="explore_colour")
-    radius = c2.slider("Coverage radius (cosine distance)", 0.05, 0.8, 0.3, 0.05, key="explore_radius") if coverage_radius else 0.3
-    return choice, radius
+    names = c2.toggle("Cluster names", value=True, key="explore_cluster_names_on")
+    radius = c3.slider("Coverage radius (cosine distance)", 0.05, 0.8, 0.3, 0.05, key="explore_radius") if coverage_radius else 0.3
+    return choice, radius, names
 
 
 def selection_table(items: ItemSet, rows: list[int], clusters: np.ndarray) -> None:

@@ -16,8 +16,8 @@ import streamlit as st
 MEMORY = "explore_memory"
 # Settable widgets only (a chart's selection or a button cannot be set through session state).
 KEPT = tuple(f"explore_{k}" for k in (
-    "kind", "runs", "dataset", "embedder", "custom_model", "nn", "md", "seed", "mcs", "ms", "reference", "colour",
-    "radius", "section", "scope", "cluster", "div_by", "hm_a", "hm_b", "dup_t",
+    "kind", "runs", "dataset", "embedder", "custom_model", "nn", "md", "seed", "mcs", "ms", "sel", "reference", "colour",
+    "radius", "cluster_names_on", "section", "scope", "cluster", "div_by", "hm_a", "hm_b", "dup_t",
 ))
 
 

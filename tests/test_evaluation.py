@@ -312,3 +312,37 @@ def test_judge_calibration_against_reviews(store):
     assert table[table["threshold"] == 2.0].iloc[0]["accuracy"] == 0.5
     empty, notes = judge_agreement(store, ["nothing"])
     assert empty.empty and "nothing to calibrate" in notes[0]
+
+
+def test_export_maps_are_inline_svg_escaped_and_thinned(store):
+    import base64
+    import re
+    from html import escape as html_escape
+
+    from services.evaluation.export import ReportMap, report_map, svg_panel
+    from services.evaluation.report import set_masks
+
+    insert_run(store, "run-a", [(f"pizza oven crust {i}", {"label": "positive"}) for i in range(30)], name="<script>x</script>")
+    insert_run(store, "run-b", [(f"sushi rice fish {i}", {"label": "negative"}) for i in range(30)], name="b")
+    items = load_runs(store, ["run-a", "run-b"])
+    vectors = embed_texts(store, HashEmbedder(), items.texts)
+    r = build_report(store, items, vectors, None, draws=5)
+    xy = np.vstack([np.random.default_rng(0).normal(size=(30, 2)), np.random.default_rng(1).normal(size=(30, 2)) + 8])
+    clusters = np.array([0] * 30 + [1] * 30)
+    maps = report_map(xy, set_masks(items), clusters, items.texts)
+    assert {frozenset(n[2].split(" · ")) for n in maps.names} == {frozenset({"pizza", "oven", "crust"}),
+                                                                   frozenset({"sushi", "rice", "fish"})}
+    page = to_html(r, maps=maps)
+    assert page.count("<svg") == 2 and "<script" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert all(html_escape(n[2]) in page for n in maps.names) and "grey" in page
+    svg, note = svg_panel(maps, "b")
+    assert note == "" and svg.count("<path") == 2  # the other set in grey, this set's one cluster
+    assert svg.count("M") == 60  # every point drawn once: 30 grey, 30 coloured
+    md = to_markdown(r, maps=maps)
+    uris = re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", md)
+    assert len(uris) == 2 and base64.b64decode(uris[1]).decode() == svg and "<script" not in md
+    # a big map is thinned, and says so
+    big = ReportMap(np.random.default_rng(2).normal(size=(5000, 2)), {"a": np.arange(5000) < 4000, "b": np.arange(5000) >= 4000},
+                    np.zeros(5000, dtype=int))
+    svg, note = svg_panel(big, "a", limit=500)
+    assert svg.count("M") == 1000 and "500 of this set's 4,000 points" in note and len(svg) < 20_000

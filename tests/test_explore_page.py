@@ -196,3 +196,54 @@ def test_large_map_thins_the_drawing_and_ships_no_hover_texts(app_env, monkeypat
     assert n == 45 + 12 and 0 < drawn <= 30
     legend = [t["name"] for t in spec["data"]]
     assert sum(int(name.rsplit("(", 1)[1].rstrip(")")) for name in legend) == n  # the legend counts every point
+
+
+def test_cluster_names_on_the_map_and_the_clustering_said(app_env):
+    seed(app_env)
+    at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
+    captions = " ".join(c.value for c in at.caption)
+    assert "Clusters: HDBSCAN" in captions and "chosen automatically" in captions and "settings tried" in captions
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    names = [a["text"] for a in spec["layout"].get("annotations", [])]
+    assert names and all("·" in n or n.startswith("cluster ") for n in names)
+    assert any(w in " ".join(names) for w in ("pizza", "sushi", "football"))  # the topics' own words
+    at.toggle(key="explore_cluster_names_on").set_value(False).run()
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert not spec["layout"].get("annotations")
+    # the user's own setting: clustered on the 2-D map, and the caption says so
+    at.number_input(key="explore_mcs").set_value(5)
+    at.selectbox(key="explore_sel").set_value("leaf")
+    run_until_map(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "HDBSCAN (leaf) on the 2-D layout, min cluster size 5 (set by you)" in captions
+
+
+def test_llm_cluster_names_on_request_cost_first_and_cached(app_env):
+    from tests.mock_openai import MockServer
+
+    seed(app_env)
+    at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
+    at.selectbox(key="explore_names_preset").set_value("openai").run()
+    assert any("gpt" in c.value and "$" in c.value for c in at.caption)  # the price before anything is sent
+    with MockServer() as url:
+        at.selectbox(key="explore_names_preset").set_value("custom").run()
+        at.text_input(key="explore_names_url_custom").set_value(url).run()
+        at.text_input(key="explore_names_model_custom").set_value("mock-model").run()
+        at.button(key="explore_names_go").click().run()
+        assert not at.exception and not at.warning
+        spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+        names = [a["text"] for a in spec["layout"]["annotations"]]
+        assert names and all(n.startswith("Sample for") for n in names)  # the mock's reply, drawn
+        asked = json.loads(urllib.request.urlopen(url.removesuffix("/v1") + "/_stats").read())["requests"]
+        at.run()
+        assert not at.get("button") or all(b.key != "explore_names_go" for b in at.button)  # every cluster named: nothing to ask
+        assert json.loads(urllib.request.urlopen(url.removesuffix("/v1") + "/_stats").read())["requests"] == asked
+
+
+def test_the_settings_tried_are_listed_with_the_chosen_one(app_env):
+    seed(app_env)
+    at = run_until_map(AppTest.from_file(PAGE, default_timeout=60))
+    tried = next(df.value for df in at.dataframe if "silhouette" in df.value.columns)
+    assert tried["chosen"].sum() == 1 and len(tried) > 10
+    best = tried[tried["noise"] <= 0.25]["silhouette"].max()
+    assert tried.loc[tried["chosen"], "silhouette"].item() == best

@@ -147,4 +147,4 @@ def test_rapids_is_used_with_the_same_calls_when_a_gpu_is_present(monkeypatch):
         projection.backend.cache_clear()
     assert xy.shape == (50, 2) and labels.dtype == np.int32
     assert calls == [("umap", dict(n_neighbors=7, min_dist=0.1, metric="cosine", random_state=42, n_components=2)),
-                     ("hdbscan", dict(min_cluster_size=5, min_samples=None))]
+                     ("hdbscan", dict(min_cluster_size=5, min_samples=None, cluster_selection_method="eom"))]

@@ -103,6 +103,8 @@ def _map(store: Store, embedder: Embedder, request: MapRequest, args: argparse.N
     n_clusters = len({int(x) for x in data.labels if x >= 0}) if data.labels is not None else 0
     for note in data.notes:
         _say(args, note)
+    if data.cluster_choice is not None:
+        _say(args, data.cluster_choice.caption())
     print(f"map: {len(data.items.texts)} points, {n_clusters} clusters, projection {data.projection_id}")
     store.close()
     return 0

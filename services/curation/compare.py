@@ -26,8 +26,8 @@ from services.explore.diversity import metrics
 from services.explore.embedders import Embedder
 from services.explore.embedding_store import embed_texts
 from services.explore.items import ItemSet, usable
-from services.explore.map_jobs import MapData, MapJob, MapJobs
-from services.explore.projection import ClusterParams, LayoutParams, cluster, default_min_cluster_size, pca_layout, project
+from services.explore.map_jobs import MapData, MapJob, MapJobs, MapRequest, finish_map
+from services.explore.projection import pca_layout
 
 HIT_HARD_SHARE = 0.5  # a group losing at least this share, and 1.5 times the overall share, is flagged
 MAX_DIVERSITY_TEXTS = 2000
@@ -276,10 +276,11 @@ def batch_items(batch: SampleBatch) -> tuple[ItemSet, list[str]]:
 def build_batch_map(store: Store, embedder: Embedder, batch: SampleBatch, job: MapJob | None = None) -> MapData:
     """Embed (cache first), lay out (UMAP) and cluster the batch's texts, as Explore does for a run
     but on the latest texts: Explore maps the generated originals, the comparison filters the edits.
-    An unedited run hits the same cached embeddings, layout and clusters as Explore's map of it."""
+    The layout and clusters are Explore's (``finish_map``, the same defaults), so an unedited run hits
+    the same cached embeddings, layout and clusters as Explore's map of it."""
     job = job or MapJob(key="inline")
     items, notes = batch_items(batch)
-    texts, ids, n = items.texts, items.ids, len(items)
+    texts, n = items.texts, len(items)
     label = f"embedding {n} texts with {embedder.name}"
     job.report("embedding", 0, n, label)
     vectors = embed_texts(store, embedder, texts, progress=lambda done, total: job.report("embedding", done, total, label))
@@ -287,12 +288,7 @@ def build_batch_map(store: Store, embedder: Embedder, batch: SampleBatch, job: M
     if n < 3:
         data.notes.append(f"{n} text(s): too few for a map, clusters or most metrics (need at least 3).")
         return data
-    job.report("umap", n, n, f"UMAP on {n} points")
-    data.projection_id, data.xy = project(store, vectors, ids, [text_hash(t) for t in texts], embedder.name, "umap", LayoutParams())
-    data.cluster_params = ClusterParams(min_cluster_size=default_min_cluster_size(n))
-    job.report("clusters", n, n, "HDBSCAN clusters")
-    data.clustering_id, data.labels = cluster(store, data.projection_id, data.xy, ids, data.cluster_params)
-    return data
+    return finish_map(store, data, [text_hash(t) for t in texts], MapRequest(), job)
 
 
 def start_batch_map(jobs: MapJobs, store: Store, embedder: Embedder, batch: SampleBatch) -> MapJob:

@@ -94,3 +94,65 @@ def cluster_summary(texts: Sequence[str], labels: Sequence[int] | np.ndarray, to
             "keywords": ", ".join(kw.get(c, [])) if c >= 0 else "",
         })
     return pd.DataFrame(rows, columns=["cluster", "size", "share", "keywords"])
+
+
+# -- names drawn on the map ----------------------------------------------------------------
+
+NAME_CHARS = 40
+
+
+def safe_label(text: str, limit: int = NAME_CHARS) -> str:
+    """Untrusted text fit for a plotly annotation: plotly renders some HTML tags and entities in
+    annotation text, so ``<``, ``>`` and ``&`` are dropped (not escaped: an entity could still
+    spell a tag), control characters and runs of spaces collapse, and the text is cut."""
+    cleaned = "".join(" " if (c in "<>&" or ord(c) < 32 or ord(c) == 127) else c for c in str(text))
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
+
+
+def short_names(texts: Sequence[str], labels: Sequence[int] | np.ndarray, top: int = 3) -> dict[int, str]:
+    """Each cluster's top c-TF-IDF keywords joined ("pizza · oven · crust"), numbers left out (an
+    index or a count names nothing); a cluster without any keeps its number."""
+    kw = ctfidf_keywords(texts, labels, top=top + 5)
+    words = {c: [w for w in ws if not w.isdigit()][:top] for c, ws in kw.items()}
+    return {c: (safe_label(" · ".join(ws)) or f"cluster {c}") for c, ws in words.items()}
+
+
+def centres(xy: np.ndarray, labels: Sequence[int] | np.ndarray) -> dict[int, tuple[float, float, int]]:
+    """Per cluster: the median of its points (robust to a stray member) and its size."""
+    lab = np.asarray(labels)
+    out = {}
+    for c in sorted(set(lab.tolist()) - {-1}):
+        pts = np.asarray(xy)[lab == c]
+        out[int(c)] = (float(np.median(pts[:, 0])), float(np.median(pts[:, 1])), int(len(pts)))
+    return out
+
+
+CHAR_PX, NAME_PAD_PX, NAME_HEIGHT_PX = 7.0, 10.0, 20.0  # a 12-px font's average character, box padding, line
+
+
+def name_positions(xy: np.ndarray, labels: Sequence[int] | np.ndarray, names: dict[int, str], *,
+                   max_names: int = 12, size_px: tuple[float, float] = (900.0, 520.0)) -> list[tuple[float, float, str]]:
+    """(x, y, name) for the largest clusters, at most ``max_names``: a name whose box (its length
+    in a 12-px font, on a plot of ``size_px``) would overlap a larger cluster's is left out, and a
+    box that would cross the plot's edge is moved inside it."""
+    if not len(xy):
+        return []
+    pts = np.asarray(xy, dtype=np.float64)
+    lo, span = pts.min(axis=0), np.ptp(pts, axis=0)
+    span = np.where(span > 0, span, 1.0)
+    height = NAME_HEIGHT_PX / size_px[1]
+    placed: list[tuple[float, float, float, str]] = []  # x, y (shares of the plot), width share, text
+    for c, (x, y, _size) in sorted(centres(pts, labels).items(), key=lambda kv: -kv[1][2]):
+        if len(placed) >= max_names:
+            break
+        if c not in names:
+            continue
+        text = safe_label(names[c])
+        width = min(1.0, (len(text) * CHAR_PX + NAME_PAD_PX) / size_px[0])
+        sx = float(np.clip((x - lo[0]) / span[0], width / 2, 1 - width / 2))
+        sy = float((y - lo[1]) / span[1])
+        if any(abs(sx - px) < (width + pw) / 2 and abs(sy - py) < height for px, py, pw, _ in placed):
+            continue
+        placed.append((sx, sy, width, text))
+    return [(float(lo[0] + sx * span[0]), float(lo[1] + sy * span[1]), text) for sx, sy, _, text in placed]

@@ -22,6 +22,7 @@ import numpy as np
 
 from services.core.hashing import text_hash
 from services.core.store import Store
+from services.explore.cluster_tuning import ClusterChoice, auto_cluster, layout_choice
 from services.explore.embedders import Embedder
 from services.explore.embedding_store import embed_texts
 from services.explore.items import ItemSet, combine, load_dataset, load_runs, usable
@@ -39,8 +40,16 @@ class MapRequest:
     dataset_id: str | None = None
     reference_id: str | None = None
     layout: LayoutParams = LayoutParams()
-    min_cluster_size: int | None = None  # None: chosen from the number of points
+    min_cluster_size: int | None = None  # None (with min_samples and selection None): tuned to the data
     min_samples: int | None = None
+    selection: str | None = None  # HDBSCAN's selection method when set by the user ("eom" or "leaf")
+
+    def cluster_params(self, n: int) -> ClusterParams | None:
+        """The user's clustering parameters (on the 2-D layout), or None for the tuned default."""
+        if self.min_cluster_size is None and self.min_samples is None and self.selection is None:
+            return None
+        return ClusterParams(min_cluster_size=self.min_cluster_size or default_min_cluster_size(n),
+                             min_samples=self.min_samples, selection=self.selection or "eom")
 
     def key(self, embedder_name: str, version: str) -> str:
         body = json.dumps([asdict(self), embedder_name, version], sort_keys=True, default=str)
@@ -61,6 +70,7 @@ class MapData:
     model: str = ""
     notes: list[str] = field(default_factory=list)
     cluster_params: ClusterParams | None = None
+    cluster_choice: ClusterChoice | None = None  # what made the clusters, and why (the map's caption)
 
     @property
     def layout(self) -> np.ndarray:
@@ -209,15 +219,27 @@ def build_map(store: Store, embedder: Embedder, request: MapRequest, job: MapJob
     if n < 3:
         data.notes.append(f"{n} text(s): too few for a map, clusters or most metrics (need at least 3).")
         return data
-    ids = items.ids
-    job.report("umap", n, n, f"UMAP on {n} points")
-    data.projection_id, data.xy = project(store, vectors, ids, hashes, embedder.name, "umap", request.layout)
-    size = request.min_cluster_size or default_min_cluster_size(n)
-    data.cluster_params = ClusterParams(min_cluster_size=size, min_samples=request.min_samples)
-    job.report("clusters", n, n, "HDBSCAN clusters")
-    data.clustering_id, data.labels = cluster(store, data.projection_id, data.xy, ids, data.cluster_params)
+    finish_map(store, data, hashes, request, job)
     if n < 10:
         data.notes.append(f"{n} texts: the layout is a PCA projection (UMAP needs at least 10 points).")
+    return data
+
+
+def finish_map(store: Store, data: MapData, hashes: list[str], request: MapRequest, job: MapJob) -> MapData:
+    """UMAP and clusters (both cached) of embedded items: the same steps and defaults for every
+    map (Explore, Evaluate, Compare Filters' map of a batch)."""
+    ids, n = data.items.ids, len(data.items)
+    job.report("umap", n, n, f"UMAP on {n} points")
+    data.projection_id, data.xy = project(store, data.vectors, ids, hashes, data.model, "umap", request.layout)
+    job.report("clusters", n, n, "HDBSCAN clusters")
+    params = request.cluster_params(n)
+    if params is None:
+        data.clustering_id, data.labels, data.cluster_choice = auto_cluster(store, data.projection_id, data.vectors, data.xy,
+                                                                             ids, request.layout)
+    else:
+        data.clustering_id, data.labels = cluster(store, data.projection_id, data.xy, ids, params)
+        data.cluster_choice = layout_choice(params, data.labels)
+    data.cluster_params = data.cluster_choice.params
     return data
 
 

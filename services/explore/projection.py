@@ -10,12 +10,13 @@ Measured here (docs/architecture.md, "Measured"): UMAP's numba JIT dominates the
   NN-descent keeps it near 1.0), so ``warm_up`` compiles both paths (a few hundred points, then
   ~4,200), as the real maps will take them;
 - HDBSCAN runs with ``core_dist_n_jobs=1`` (a worker pool cost 10 s on the first call);
-  fast-hdbscan was measured against it on the same 2-D layouts (bench/clustering.py) and is not
+  fast-hdbscan was measured against it on the same 2-D layouts (bench/clustering.py --fast-hdbscan) and is not
   used: it did not give the same clusters everywhere (ARI 0.80 on overlapping blobs at 100,000);
 - with a GPU and RAPIDS cuML importable, UMAP and HDBSCAN run on cuML (same calls); without
   them, the CPU libraries above (``backend()`` says which).
 A projection is cached by (items hash, model, method, parameters); a clustering by
-(projection, parameters), so changing the minimum cluster size never recomputes UMAP.
+(projection, parameters), so changing the minimum cluster size never recomputes UMAP. The default
+clustering (tuned to the data, in a 10-D layout) is services.explore.cluster_tuning's.
 """
 
 from __future__ import annotations
@@ -46,12 +47,24 @@ class LayoutParams:
     n_neighbors: int = 15
     min_dist: float = 0.1
     seed: int = 42
+    n_components: int = 2  # the map is 2-D; clusters may be found in a higher-dimensional layout
+
+
+def _key_fields(params: object, defaults: dict[str, object]) -> dict:
+    """The fields of a parameter object for a cache key, leaving out fields added later while
+    they hold their default (so existing cached layouts and clusterings keep their keys)."""
+    out = asdict(params)
+    for name, value in defaults.items():
+        if out.get(name) == value:
+            out.pop(name)
+    return out
 
 
 @dataclass(frozen=True)
 class ClusterParams:
     min_cluster_size: int = 10
     min_samples: int | None = None
+    selection: str = "eom"  # HDBSCAN's cluster_selection_method: "eom" (excess of mass) or "leaf"
 
 
 def default_min_cluster_size(n: int) -> int:
@@ -68,11 +81,11 @@ def items_hash(ids: list[str], text_hashes: list[str]) -> str:
 
 
 def projection_key(items: str, model: str, method: str, params: LayoutParams | None) -> str:
-    return digest("projection", items, model, method, asdict(params) if params else None)
+    return digest("projection", items, model, method, _key_fields(params, {"n_components": 2}) if params else None)
 
 
 def clustering_key(projection_id: str, params: ClusterParams) -> str:
-    return digest("clustering", projection_id, asdict(params))
+    return digest("clustering", projection_id, _key_fields(params, {"selection": "eom"}))
 
 
 # -- computations --------------------------------------------------------------------------
@@ -146,7 +159,7 @@ def pca_layout(vectors: np.ndarray, fit_max: int | None = None) -> np.ndarray:
 
 
 def umap_layout(vectors: np.ndarray, params: LayoutParams = LayoutParams()) -> np.ndarray:
-    """UMAP (cosine) to 2-D; exact numpy kNN passed as ``precomputed_knn`` below EXACT_KNN_MAX points.
+    """UMAP (cosine) to ``params.n_components`` dimensions (2 for a map); exact numpy kNN passed as ``precomputed_knn`` below EXACT_KNN_MAX points.
 
     Fewer than MIN_UMAP_POINTS points get the PCA layout (UMAP needs neighbours to work with).
     """
@@ -155,7 +168,8 @@ def umap_layout(vectors: np.ndarray, params: LayoutParams = LayoutParams()) -> n
     if n < MIN_UMAP_POINTS:
         return pca_layout(e)
     k = int(max(2, min(params.n_neighbors, n - 1)))
-    kwargs = dict(n_neighbors=k, min_dist=float(params.min_dist), metric="cosine", random_state=int(params.seed), n_components=2)
+    kwargs = dict(n_neighbors=k, min_dist=float(params.min_dist), metric="cosine", random_state=int(params.seed),
+                  n_components=int(params.n_components))
     if backend() == "cuml":
         from cuml.manifold import UMAP
 
@@ -174,7 +188,7 @@ def umap_layout(vectors: np.ndarray, params: LayoutParams = LayoutParams()) -> n
 
 
 def hdbscan_labels(xy: np.ndarray, params: ClusterParams = ClusterParams()) -> np.ndarray:
-    """HDBSCAN clusters on the 2-D layout; -1 is noise. Too few points: all noise."""
+    """HDBSCAN clusters of the points (the 2-D layout, or any layout); -1 is noise. Too few points: all noise."""
     n = len(xy)
     size = max(2, int(params.min_cluster_size))
     if n < max(size, 3):
@@ -183,11 +197,12 @@ def hdbscan_labels(xy: np.ndarray, params: ClusterParams = ClusterParams()) -> n
     if backend() == "cuml":
         from cuml.cluster import HDBSCAN
 
-        clusterer = HDBSCAN(min_cluster_size=size, min_samples=samples)
+        clusterer = HDBSCAN(min_cluster_size=size, min_samples=samples, cluster_selection_method=params.selection)
     else:
         import hdbscan
 
-        clusterer = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=samples, core_dist_n_jobs=1)
+        clusterer = hdbscan.HDBSCAN(min_cluster_size=size, min_samples=samples, cluster_selection_method=params.selection,
+                                    core_dist_n_jobs=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -259,25 +274,41 @@ def project(
     return pid, xy
 
 
-def cluster(store: Store, projection_id: str, xy: np.ndarray, ids: list[str], params: ClusterParams) -> tuple[str, np.ndarray]:
-    """HDBSCAN labels for a projection (cached): returns (clustering_id, labels in the order of ids)."""
-    cid = clustering_key(projection_id, params)
-    if store.scalar("SELECT count(*) FROM clusterings WHERE clustering_id = ?", [cid]):
-        rows = dict(store.query("SELECT item_id, cluster FROM cluster_assignments WHERE clustering_id = ?", [cid]))
-        if all(i in rows for i in ids):
-            return cid, np.array([rows[i] for i in ids], dtype=np.int32)
-    t0 = time.perf_counter()
-    labels = hdbscan_labels(xy, params)
-    seconds = time.perf_counter() - t0
-    _save_points(store, "cluster_assignments", "clustering_id", cid, ids, {"cluster": labels.astype(np.int32)})
+def load_clustering(store: Store, clustering_id: str, ids: list[str]) -> tuple[np.ndarray, dict] | None:
+    """Cached labels for ``ids`` (in that order) and the clustering's stored parameters, or None."""
+    found = store.query("SELECT params FROM clusterings WHERE clustering_id = ?", [clustering_id])
+    if not found:
+        return None
+    rows = dict(store.query("SELECT item_id, cluster FROM cluster_assignments WHERE clustering_id = ?", [clustering_id]))
+    if not all(i in rows for i in ids):
+        return None
+    params = found[0][0]
+    return np.array([rows[i] for i in ids], dtype=np.int32), (json.loads(params) if isinstance(params, str) else dict(params or {}))
+
+
+def save_clustering(store: Store, clustering_id: str, projection_id: str, ids: list[str], labels: np.ndarray,
+                    params: dict, seconds: float) -> None:
+    """Store a clustering's labels and its parameters (any JSON: a tuned choice keeps its reasons)."""
+    _save_points(store, "cluster_assignments", "clustering_id", clustering_id, ids, {"cluster": labels.astype(np.int32)})
     n_clusters = len(set(labels.tolist()) - {-1})
     noise = float(np.mean(labels == -1)) if len(labels) else 0.0
     with store.write() as cur:
         cur.execute(
             "INSERT INTO clusterings (clustering_id, projection_id, params, n_clusters, noise_share, seconds)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            [cid, projection_id, json.dumps(asdict(params)), n_clusters, noise, seconds],
+            [clustering_id, projection_id, json.dumps(params), n_clusters, noise, seconds],
         )
+
+
+def cluster(store: Store, projection_id: str, xy: np.ndarray, ids: list[str], params: ClusterParams) -> tuple[str, np.ndarray]:
+    """HDBSCAN labels for a projection (cached): returns (clustering_id, labels in the order of ids)."""
+    cid = clustering_key(projection_id, params)
+    cached = load_clustering(store, cid, ids)
+    if cached is not None:
+        return cid, cached[0]
+    t0 = time.perf_counter()
+    labels = hdbscan_labels(xy, params)
+    save_clustering(store, cid, projection_id, ids, labels, asdict(params), time.perf_counter() - t0)
     return cid, labels
 
 
