@@ -198,6 +198,27 @@ def hf_zip(frame: pd.DataFrame, card: str, root: str = "curated_dataset") -> byt
 SHAPES = ("sft", "preference", "classification", "table")
 
 
+def shapes_for_run(store: Store, run_id: str) -> list[str]:
+    """The export shapes a run's recipe can fill: none for a recipe of one text (its curated rows
+    are the export), ``table`` for any recipe with columns, ``sft`` with two text columns,
+    ``preference`` with a pairwise column, ``classification`` with a structured or judge column."""
+    from services.recipes.columns import OUTPUT, effective_columns
+    from services.recipes.version_store import load_version
+
+    rhash = store.scalar("SELECT recipe_hash FROM runs WHERE run_id = ?", [run_id])
+    try:
+        cols = effective_columns(load_version(store, rhash)) if rhash is not None else []
+    except KeyError:  # a run imported or written without its recipe: its rows are the export
+        return []
+    if [c.name for c in cols] in ([OUTPUT], []):
+        return []
+    kinds = [c.kind for c in cols]
+    out = ["sft"] if sum(k == "text" for k in kinds) >= 2 else []
+    out += ["preference"] if "pairwise" in kinds else []
+    out += ["classification"] if {"structured", "judge"} & set(kinds) else []
+    return out + ["table"]
+
+
 def column_rows(store: Store, sample_keys: list[str]) -> list[dict[str, Any]]:
     """Per output sample (in the order given): its condition and each column's value (parsed JSON
     for structured kinds) and the user message it was asked with. Failed columns are left out."""
