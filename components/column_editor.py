@@ -55,6 +55,7 @@ def load_columns(columns: list[Column], output_column: str | None) -> None:
         s[_k(uid, "n")] = c.n
         s[_k(uid, "temps")] = ", ".join(f"{t:g}" for t in c.temperatures)
         s[_k(uid, "of")] = c.of or ""
+        s[_k(uid, "both")] = c.both_orders
         s[_k(uid, "expr")] = c.expression
         s[_k(uid, "retries")] = c.retries
         s[_k(uid, "extra")] = json.dumps({k: v for k, v in c.model_dump(mode="json", exclude_defaults=True).items()
@@ -91,6 +92,7 @@ def read_columns() -> tuple[list[dict[str, Any]], str | None, list[str]]:
                 problems.append(f"column '{name}', field temperatures: give numbers separated by commas, got {text!r}")
         if kind == "pairwise":
             col["of"] = s.get(_k(uid, "of")) or None
+            col["both_orders"] = bool(s.get(_k(uid, "both"), True))
         if kind == "expression":
             col["expression"] = s.get(_k(uid, "expr"), "")
         out.append(col)
@@ -171,6 +173,10 @@ def columns_editor(problems: list[str], names_before: list[str]) -> None:
                 if st.session_state.get(_k(uid, "of")) not in options:
                     st.session_state[_k(uid, "of")] = ""
                 st.selectbox("Compare the candidates of", options, key=_k(uid, "of"))
+                st.session_state.setdefault(_k(uid, "both"), True)
+                st.checkbox("Judge both orders (A/B and B/A)", key=_k(uid, "both"),
+                            help="Two calls per pair: a pair is kept as chosen/rejected only where both orders pick the "
+                                 "same answer, otherwise it is a tie (judges favour a position).")
             for m in problems:
                 if m.startswith(f"column '{name}'"):
                     st.error(m, icon=":material/error:")

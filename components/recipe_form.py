@@ -306,7 +306,9 @@ def dimensions_editor(problems: dict[str, list[str]]) -> None:
                     cols[i % len(cols)].text_area(f"Values when {parent} = {pv}", key=_k("dim", uid, "for", pv), height=110)
                     _label_help(_k("dim", uid, "for", pv), cols[i % len(cols)])
                 st.file_uploader(f"Set values from a two-column CSV: {parent},value", type=["csv"],
-                                 key=_k("dim", uid, "pupload"), on_change=_uploaded_parent_values, args=(uid, parent))
+                                 key=_k("dim", uid, "pupload"), on_change=_uploaded_parent_values, args=(uid, parent),
+                                 help="A short label per value: write `label :: full text` in the value cell, or add a "
+                                      "third column `label` (header `parent,value,label`).")
                 msg = s.pop(_k("dim", uid, "upload_msg"), None)
                 if msg:
                     getattr(st, msg[0])(msg[1])

@@ -7,6 +7,7 @@ import asyncio
 import datasets
 import pytest
 
+from services.core.store import Store
 from services.curation.export import columns_card, shaped_card, shaped_frame, to_jsonl, write_hf_folder
 from services.generation.backends import BackendConfig, OpenAIBackend
 from services.generation.runner import execute_run
@@ -58,8 +59,9 @@ def test_each_shape_loads_with_datasets(column_run, tmp_path):
     assert [x["role"] for x in m] == ["system", "user", "assistant"] and m[0]["content"] == "Be helpful."
     assert m[2]["content"].startswith("Sample for: ") and m[1]["content"] in m[2]["content"]  # the mock echoes the prompt
 
-    pref = _load(shaped_frame(store, keys, "preference"), tmp_path, "pref")
-    assert set(pref.column_names) >= {"prompt", "chosen", "rejected", "reason"} and len(pref) == 3
+    frame = shaped_frame(store, keys, "preference")
+    pref = _load(frame, tmp_path, "pref")
+    assert set(pref.column_names) >= {"prompt", "chosen", "rejected", "reason"} and len(pref) + frame.attrs["ties"] == 3
     assert all(r["chosen"] != r["rejected"] and r["prompt"].startswith("Again: ") for r in pref)
 
     cls = shaped_frame(store, keys, "classification", label="verdict")
@@ -92,4 +94,7 @@ def test_curate_cli_exports_a_shape(column_run, tmp_path):
     assert main(["curate", "--run", run_id, "--pipeline", str(pipe), "--out", str(out), "--format", "jsonl",
                  "--shape", "preference", "--db", str(store.path), "--no-judge"]) == 0
     ds = datasets.load_dataset("json", data_files=str(out), split="train")
-    assert len(ds) == 3 and {"prompt", "chosen", "rejected", "reason"} <= set(ds.column_names)
+    again = Store(store.path)
+    ties = again.scalar("SELECT count(*) FROM samples WHERE run_id = ? AND step = 'pref' AND value ->> 'winner' = 'tie'", [run_id])
+    again.close()
+    assert len(ds) == 3 - ties and {"prompt", "chosen", "rejected", "reason"} <= set(ds.column_names)

@@ -42,3 +42,24 @@ def test_demos_from_jsonl_and_csv():
     assert [d.text for d in c.values] == ["nice"] and "line 3" in c.problems[0]
     with pytest.raises(UploadError, match="no 'text' column"):
         parse_demos("d.csv", b"body,label\nx,y\n")
+
+
+def test_parent_value_files_take_labels_as_one_dimension_files_do():
+    from services.recipes.value_import import format_value_lines, parse_parent_values
+
+    def shown(groups):
+        return {p: [(v.label, v.text, v.weight) for v in vs] for p, vs in groups.items()}
+
+    # 'label :: text' in the value cell, as on a values line
+    groups, bad = parse_parent_values("sub.csv", b"parent,value\npositive,Food :: the food was great\nnegative,cold soup\n")
+    assert bad == [] and shown(groups) == {"positive": [("Food", "the food was great", 1.0)], "negative": [("", "cold soup", 1.0)]}
+    assert format_value_lines(groups["positive"]) == "Food :: the food was great"  # what the Builder's per-parent box shows
+    # a third column named 'label' (and a weight), in any order after the parent
+    groups, bad = parse_parent_values("sub.csv", b"parent,label,value,weight\npositive,Staff,kind and quick staff,2\npositive,,plain,x\n")
+    assert shown(groups) == {"positive": [("Staff", "kind and quick staff", 2.0)]} and bad == ["line 3: weight 'x' is not a number"]
+    # without a header the third column is the label
+    groups, bad = parse_parent_values("sub.csv", b"negative,the soup came cold,Soup\nnegative,noise\n")
+    assert bad == [] and shown(groups) == {"negative": [("Soup", "the soup came cold", 1.0), ("", "noise", 1.0)]}
+    # a label column left empty falls back to the cell's own 'label :: text'
+    groups, _ = parse_parent_values("sub.csv", b"parent,value,label\npositive,Calm :: a calm room,\n")
+    assert shown(groups) == {"positive": [("Calm", "a calm room", 1.0)]}

@@ -97,6 +97,9 @@ def cmd_curate(args: argparse.Namespace) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_bytes(writer(frame))
             path = args.out
+        if args.shape and (frame.attrs.get("skipped") or frame.attrs.get("ties")):
+            print(f"{args.shape}: {len(frame)} row(s); left out: {frame.attrs.get('skipped', 0)} lacking a column it needs, "
+                  f"{frame.attrs.get('ties', 0)} tie(s) (the judge's two orders disagreed)")
         print(f"kept {result.n_kept} of {result.n} samples (pipeline {version.name} v{version.version}) -> {path}")
         return 0
     finally:

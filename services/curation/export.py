@@ -175,7 +175,9 @@ def shaped_card(store: Store, run_id: str, frame: pd.DataFrame, shape: str) -> s
     lines = ["---", "configs:", "- config_name: default", "  data_files:", "  - split: train", "    path: data/train-*.parquet",
              "tags:", "- synthetic", "---", "", f"# {name}: {shape}", "",
              f"Exported from run `{run_id}` (model `{model}`) with Synthetic Data Studio as `{shape}` rows: "
-             f"{len(frame)} row(s); {frame.attrs.get('skipped', 0)} sample(s) lacked a column this shape needs and are left out.", ""]
+             f"{len(frame)} row(s); {frame.attrs.get('skipped', 0)} sample(s) lacked a column this shape needs and are left out."
+             + (f" {frame.attrs['ties']} pair(s) are left out as ties: the judge picked a different answer when the two"
+                " were shown in the other order." if frame.attrs.get("ties") else ""), ""]
     lines += columns_card(store, run_id)
     lines += ["## Columns of this export", "", ", ".join(f"`{c}`" for c in frame.columns), ""]
     return "\n".join(lines)
@@ -201,6 +203,27 @@ def hf_zip(frame: pd.DataFrame, card: str, root: str = "curated_dataset") -> byt
 
 # -- exports per data type (recipes with columns) ------------------------------------------
 SHAPES = ("sft", "preference", "classification", "table")
+
+
+def shapes_for_run(store: Store, run_id: str) -> list[str]:
+    """The export shapes a run's recipe can fill: none for a recipe of one text (its curated rows
+    are the export), ``table`` for any recipe with columns, ``sft`` with two text columns,
+    ``preference`` with a pairwise column, ``classification`` with a structured or judge column."""
+    from services.recipes.columns import OUTPUT, effective_columns
+    from services.recipes.version_store import load_version
+
+    rhash = store.scalar("SELECT recipe_hash FROM runs WHERE run_id = ?", [run_id])
+    try:
+        cols = effective_columns(load_version(store, rhash)) if rhash is not None else []
+    except KeyError:  # a run imported or written without its recipe: its rows are the export
+        return []
+    if [c.name for c in cols] in ([OUTPUT], []):
+        return []
+    kinds = [c.kind for c in cols]
+    out = ["sft"] if sum(k == "text" for k in kinds) >= 2 else []
+    out += ["preference"] if "pairwise" in kinds else []
+    out += ["classification"] if {"structured", "judge"} & set(kinds) else []
+    return out + ["table"]
 
 
 def column_rows(store: Store, sample_keys: list[str]) -> list[dict[str, Any]]:
@@ -251,7 +274,8 @@ def shaped_frame(store: Store, sample_keys: list[str], shape: str, *, prompt: st
 
     - ``sft``: ``messages`` (system of the response column if it had one, user = ``prompt`` column,
       assistant = ``response`` column; defaults: the first and last text columns);
-    - ``preference``: ``prompt``, ``chosen``, ``rejected``, ``reason`` from a pairwise column;
+    - ``preference``: ``prompt``, ``chosen``, ``rejected``, ``reason`` from a pairwise column; a pair
+      whose two orders disagreed (a tie) is left out and counted in ``frame.attrs["ties"]``;
     - ``classification``: ``text`` (the annotated row's text, or a column), ``label`` (the voted field
       of a structured column) and ``confidence`` (the votes' agreement; empty with a single vote);
     - ``table``: the condition and every column, structured fields flattened as ``column_field``.
@@ -260,7 +284,7 @@ def shaped_frame(store: Store, sample_keys: list[str], shape: str, *, prompt: st
         raise ValueError(f"unknown export shape {shape!r}: choose one of {', '.join(SHAPES)}")
     rows = column_rows(store, sample_keys)
     records: list[dict[str, Any]] = []
-    skipped = 0
+    skipped = ties = 0
     if shape == "sft":
         texts = [n for n, v in (rows[0]["columns"].items() if rows else []) if isinstance(v, str)]
         prompt = prompt or (texts[0] if texts else None)
@@ -278,6 +302,9 @@ def shaped_frame(store: Store, sample_keys: list[str], shape: str, *, prompt: st
         pairwise = pairwise or _first(rows, lambda n, v: isinstance(v, dict) and {"chosen", "rejected"} <= set(v))
         for r in rows:
             v = r["columns"].get(pairwise or "")
+            if isinstance(v, dict) and v.get("consistent") is False:
+                ties += 1
+                continue
             if not isinstance(v, dict) or "chosen" not in v:
                 skipped += 1
                 continue
@@ -308,6 +335,7 @@ def shaped_frame(store: Store, sample_keys: list[str], shape: str, *, prompt: st
             records.append(rec)
     frame = pd.DataFrame.from_records(records)
     frame.attrs["skipped"] = skipped
+    frame.attrs["ties"] = ties
     return frame
 
 
@@ -327,7 +355,13 @@ def columns_card(store: Store, run_id: str) -> list[str]:
         tpl = templates_of(c, recipe)
         src = " ".join((tpl.get("user_template") or tpl.get("expression") or "").split())[:160].replace("|", "\\|")
         agree = "n/a"
-        if c.n > 1 and c.kind != "candidates":
+        if c.kind == "pairwise" and c.both_orders:
+            kept, n = store.query(
+                "SELECT count(*) FILTER (WHERE TRY_CAST(value ->> 'consistent' AS BOOLEAN)), count(*)"
+                " FROM samples WHERE run_id = ? AND step = ? AND error IS NULL", [run_id, c.name])[0]
+            if n:
+                agree = f"both orders agree on {kept} of {n} pairs ({kept / n:.0%}); the {n - kept} others are ties"
+        elif c.n > 1 and c.kind != "candidates":
             mean, unanimous, n = store.query(
                 "SELECT avg(TRY_CAST(value ->> 'agreement' AS DOUBLE)), avg((TRY_CAST(value ->> 'agreement' AS DOUBLE) = 1)::INT), count(*)"
                 " FROM samples WHERE run_id = ? AND step = ? AND error IS NULL", [run_id, c.name])[0]

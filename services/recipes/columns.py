@@ -2,7 +2,8 @@
 
 Kinds: ``text`` (an LLM call returning text), ``structured`` (JSON validated against a schema the
 user writes), ``judge`` (a rubric and a scale: score and rationale), ``candidates`` (n answers to the
-same prompt), ``pairwise`` (a judge that picks the better of two candidates: a preference pair) and
+same prompt), ``pairwise`` (a judge that picks the better of two candidates: a preference pair; by default
+asked in both orders, A/B and B/A, and kept as a pair only where both agree) and
 ``expression`` (a sandboxed Jinja template over earlier columns, no model call).
 
 A column's templates see the condition, ``demos``, ``task`` and every earlier column by its name
@@ -58,6 +59,9 @@ class Column(BaseModel):
     expression: str = ""  # expression: a Jinja template over earlier columns
     retries: int = 2  # structured answers that do not validate are asked again this many times
     vote: str | None = None  # the field self-consistency votes on (default: the first enum, or score)
+    # pairwise: ask again with the candidates swapped; a pair is chosen/rejected only where both
+    # orders pick the same answer (judges favour a position), otherwise it is a tie
+    both_orders: bool = True
 
     def answer_schema(self) -> dict[str, Any] | None:
         """The JSON schema its answers are validated against (None for kinds without one)."""
@@ -84,6 +88,8 @@ class Column(BaseModel):
         """Model calls per sample."""
         if self.kind not in CALLING:
             return 0
+        if self.kind == "pairwise":
+            return 2 if self.both_orders else 1
         return max(1, self.n) if self.kind in ("candidates", "structured", "judge") else 1
 
     def sub_names(self) -> list[str]:
@@ -362,6 +368,26 @@ def vote(col: Column, values: list[Any]) -> dict[str, Any]:
     out["agreement"] = round(top / len(values), 4)
     out["votes"] = len(values)
     return out
+
+
+def pairwise_value(col: Column, answers: list[dict[str, Any]], candidates: list[Any], prompt: str) -> dict[str, Any]:
+    """A pairwise judge's value from its answers: one (order A/B), or two (A/B, then B/A with the
+    candidates swapped). ``winner`` is in the first order's letters; with two orders the pair is
+    ``chosen``/``rejected`` only where both picked the same candidate, else ``winner`` is ``tie``
+    (``consistent`` false, both reasons kept, no chosen/rejected: exports leave it out)."""
+    first = answers[0]
+    win = 0 if first.get("winner") == "A" else 1
+    if len(answers) == 1:
+        return {**first, "prompt": prompt, "chosen": candidates[win], "rejected": candidates[1 - win]}
+    second = answers[1]
+    win2 = 1 if second.get("winner") == "A" else 0  # B/A: its A is the first order's B
+    orders = [{"order": "A/B", "winner": first.get("winner"), "reason": first.get("reason", "")},
+              {"order": "B/A", "winner": second.get("winner"), "reason": second.get("reason", "")}]
+    if win == win2:
+        return {"winner": "AB"[win], "reason": first.get("reason", ""), "consistent": True, "orders": orders,
+                "prompt": prompt, "chosen": candidates[win], "rejected": candidates[1 - win]}
+    return {"winner": "tie", "reason": " | ".join(o["reason"] for o in orders), "consistent": False, "orders": orders,
+            "prompt": prompt, "candidates": list(candidates)}
 
 
 def value_text(value: Any) -> str:

@@ -193,18 +193,34 @@ def parse_demos(filename: str, data: bytes | str, text_field: str = "text") -> P
 
 
 def parse_parent_values(filename: str, data: bytes) -> tuple[dict[str, list[Value]], list[str]]:
-    """A dependent dimension's values from a two-column ``parent,value`` CSV (a header row whose
-    first cell is ``parent`` is skipped): values grouped by parent value, and the bad lines."""
+    """A dependent dimension's values from a ``parent,value`` CSV: values grouped by parent value,
+    and the bad lines. As in a one-dimension file, a value may carry a short label, written
+    ``label :: full text`` in its cell or given in a third column (``label`` in a header row whose
+    first cell is ``parent``, which may also name a ``weight`` column; without a header, the third
+    column is the label)."""
     text = decode_text(data, filename)
     groups: dict[str, list[Value]] = {}
     problems: list[str] = []
+    vcol, lcol, wcol = 1, 2, None
     for n, row in enumerate(csv.reader(io.StringIO(text)), 1):
         if not row or not any(c.strip() for c in row):
             continue
         if n == 1 and row[0].strip().lower() == "parent":
+            header = [h.strip().lower() for h in row]
+            vcol = header.index("value") if "value" in header else header.index("text") if "text" in header else 1
+            lcol = header.index("label") if "label" in header else None
+            wcol = header.index("weight") if "weight" in header else None
             continue
-        if len(row) < 2 or not row[0].strip() or not row[1].strip():
+        if len(row) <= vcol or not row[0].strip() or not row[vcol].strip():
             problems.append(f"line {n}: expected two cells, parent,value; got {row!r}")
             continue
-        groups.setdefault(row[0].strip(), []).append(Value(text=row[1].strip()))
+        label = row[lcol].strip() if lcol is not None and lcol < len(row) else ""
+        weight = row[wcol].strip() if wcol is not None and wcol < len(row) else ""
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            problems.append(f"line {n}: weight {weight!r} is not a number")
+            continue
+        value = Value(text=row[vcol].strip(), label=label, weight=w) if label else _labelled(row[vcol], weight=w)
+        groups.setdefault(row[0].strip(), []).append(value)
     return groups, problems
