@@ -192,7 +192,7 @@ def build_map(store: Store, embedder: Embedder, request: MapRequest, job: MapJob
     # A preview is redrawn only once nine times its own cost has passed: with a fast embedder one
     # per chunk made previews most of the embedding step (bench/scale.py), with a slow one it is
     # still redrawn after every chunk.
-    step = max(EMBED_CHUNK, n // 50)
+    step = max(EMBED_CHUNK, n // 50, int(getattr(embedder, "write_batch", 0)))  # one cache write per chunk at least
     next_preview = 0.0
     job.report("embedding", 0, n, f"embedding {n} texts with {embedder.name}")
     for start in range(0, n, step):
