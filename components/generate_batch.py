@@ -106,7 +106,8 @@ def _batches_view(store: Any, poller: BatchPoller, run_id: str, open_ids: list[s
         if not open_ids:
             return
         st.caption("Open batches are checked in the background by this studio process, and collected when they end, "
-                   "with the browser closed too; a vLLM file is collected with the button once `vllm run-batch` has written it.")
+                   "with the browser closed too; a vLLM output file once it is whole (a line per input line, unchanged "
+                   "between two looks) or has a `.done` marker next to it.")
         for problem in (poller.warning, poller.note):
             if problem:
                 st.warning(problem)
@@ -166,7 +167,7 @@ def batch_panel(store: Any, secrets: dict[str, Any], forecast: Forecast, live_ba
             return
         st.markdown(f"**Batches of this run** ({len(batches)})")
         open_ = [b for b in batches if b.is_open]
-        _batches_view(store, poller, run.run_id, [b.batch_id for b in open_ if b.provider != "vllm"])
+        _batches_view(store, poller, run.run_id, [b.batch_id for b in open_])
         if open_:
             st.checkbox("Resume live anyway (pays again for the lines in open batches)", key=_PAY_TWICE,
                         help="Lines in an open batch are paid for there: the Resume button above refuses to send them live "

@@ -5,20 +5,25 @@ resume refusals (an Anthropic batch run, lines still in an open batch)."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from services.core.store import Store
 from services.generation.batch_client import make_client, run_config
-from services.generation.batch_jobs import collect_batch, live_resume_refusal, submit_batch
+from services.generation.batch_jobs import BatchExpired, collect_batch, live_resume_refusal, submit_batch
 from services.generation.batch_poller import BatchPoller, describe
 from services.generation.batch_store import get_batch
-from services.generation.run_setup import prepare_run
+from services.generation.presets import PRESETS
+from services.generation.run_setup import prepare_run, resume_config, run_backend
 from services.generation.run_store import get_run, run_samples
-from services.generation.runner import RunSettings
+from services.generation.runner import RunSettings, run_blocking
 from tests.mock_batch import BatchMock
+from tests.mock_openai import MockServer
 from tests.run_helpers import plan_run, recipe
 
 KEYS = {"OPENAI_API_KEY": "sk-test", "ANTHROPIC_API_KEY": "ak-test"}
@@ -156,11 +161,27 @@ def test_a_missing_key_sends_nothing_and_says_which(store, mock, monkeypatch):
     assert poller.state(bid).failures == 1 and len(mock.requests) == before and "$ANTHROPIC_API_KEY" in get_batch(store, bid).error
 
 
-def test_live_resume_of_an_anthropic_batch_run_is_refused_in_words(store):
-    run_id = prepare_run(store, recipe(n_items=2, samples_per_item=1), run_config("anthropic", "claude-3-5-haiku-20241022"),
-                         RunSettings())
-    why = live_resume_refusal(store, get_run(store, run_id))
-    assert why and "Anthropic Message Batches" in why and f"batch submit --run {run_id}" in why
+def test_an_anthropic_batch_run_resumes_live_on_the_anthropic_preset_with_its_own_key(store, mock, monkeypatch):
+    # the Anthropic preset's endpoint, here the OpenAI-compatible mock that takes only the Anthropic key
+    with MockServer(api_key="ak-live") as url:
+        monkeypatch.setitem(PRESETS, "anthropic", replace(PRESETS["anthropic"], base_url=url))
+        cfg = run_config("anthropic", "mock-model", base_url=mock.url)  # the batch went through a test URL
+        run_id = prepare_run(store, recipe(n_items=4, samples_per_item=1), cfg, RunSettings())
+        assert get_run(store, run_id).backend == "anthropic" and not get_run(store, run_id).base_url
+        client = make_client("anthropic", base_url=mock.url, api_key="ak-test")
+        bid = submit_batch(store, run_id, client, base_url=mock.url).batch.batch_id
+        assert "pay twice" in live_resume_refusal(store, get_run(store, run_id))  # its lines are in an open batch
+        mock.expire = True  # only the first half comes back
+        with pytest.raises(BatchExpired):
+            collect_batch(store, bid, client)
+        run = get_run(store, run_id)
+        assert run.status == "interrupted" and len(_outputs(store, run_id)) == 2
+        assert live_resume_refusal(store, run) is None  # no live backend is missing any more
+        own = resume_config(run, secrets={"ANTHROPIC_API_KEY": "ak-live", "OPENAI_API_KEY": "sk-other"})
+        assert (own.preset, own.base_url, own.api_key) == ("anthropic", url, "ak-live")  # never the batch's test URL
+        outcome = run_blocking(store, run_id, run_backend(store, run_id, own, None))
+        assert outcome.status == "finished" and outcome.generated == 2, outcome
+        assert len(_outputs(store, run_id)) == 4 and get_run(store, run_id).status == "finished"
 
 
 def test_live_resume_with_lines_in_an_open_batch_needs_consent(store, mock):
@@ -187,3 +208,71 @@ def test_an_expired_batch_is_collected_with_its_problem_said(store, mock):
     assert get_batch(store, bid).collected_at is not None and len(_outputs(store, run_id)) == 2
     assert get_run(store, run_id).status == "interrupted"  # the rest can be resubmitted
     assert poller.tick() == 0  # nothing open: nothing checked again
+
+
+def _vllm_output(input_path: str) -> list[str]:
+    """What `vllm run-batch` writes for an input file: one OpenAI batch output line per input line."""
+    out = []
+    for i, raw in enumerate(Path(input_path).read_text().splitlines()):
+        req = json.loads(raw)
+        body = {"choices": [{"index": 0, "message": {"role": "assistant", "content": f"vllm {i}"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2}}
+        out.append(json.dumps({"id": f"vllm-{i}", "custom_id": req["custom_id"],
+                               "response": {"status_code": 200, "request_id": f"r{i}", "body": body}, "error": None}))
+    return out
+
+
+def test_a_vllm_output_file_is_collected_by_the_poller_only_once_it_is_whole(store):
+    run_id = plan_run(store, recipe(n_items=4, samples_per_item=1))
+    b = submit_batch(store, run_id, make_client("vllm", folder=store.work_dir / "batches")).batch
+    out, lines = Path(b.output_path), _vllm_output(b.input_path)
+    poller = BatchPoller(store, interval_s=0)
+
+    def check() -> str:
+        poller.poke(b.batch_id)
+        assert poller.tick() == 1
+        return poller.state(b.batch_id).outcome or ""
+
+    assert check() == "" and poller.state(b.batch_id).failures == 0  # no file yet: waiting, not an error
+    out.write_text("\n".join(lines[:2]) + "\n")  # half written
+    assert check() == "" and get_batch(store, b.batch_id).counts["completed"] == 2
+    out.write_text("\n".join(lines[:3]) + "\n" + lines[3][:40])  # every line begun, the last one cut
+    assert check() == "" and len(run_samples(store, run_id)) == 0
+    out.write_text("\n".join(lines) + "\n")
+    assert check() == "collected: 4 imported, 0 failed"
+    assert sorted(r["text"] for r in _outputs(store, run_id)) == [f"vllm {i}" for i in range(4)]
+    assert get_run(store, run_id).status == "finished" and poller.tick() == 0
+
+
+def test_a_vllm_output_that_changes_between_two_looks_is_not_done_yet(store):
+    import os
+    import threading
+
+    from services.generation.batch_client import VllmFile
+
+    run_id = plan_run(store, recipe(n_items=2, samples_per_item=1))
+    client = VllmFile(store.work_dir / "batches", settle_s=0.4)
+    b = submit_batch(store, run_id, client).batch
+    out = Path(b.output_path)
+    out.write_text("\n".join(_vllm_output(b.input_path)) + "\n")
+    st = out.stat()
+    # the writer touches the file while the poll waits between its two looks
+    threading.Timer(0.1, lambda: os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))).start()
+    remote = client.poll(None, b.output_path, b.n_lines)
+    assert not remote.done and "still changing" in remote.message
+    assert client.poll(None, b.output_path, b.n_lines).done
+
+
+def test_a_vllm_done_marker_collects_a_short_output_and_leaves_the_rest_to_resubmit(store):
+    run_id = plan_run(store, recipe(n_items=4, samples_per_item=1))
+    b = submit_batch(store, run_id, make_client("vllm", folder=store.work_dir / "batches")).batch
+    out = Path(b.output_path)
+    out.write_text("\n".join(_vllm_output(b.input_path)[:3]) + "\n")  # vllm run-batch stopped after three lines
+    poller = BatchPoller(store, interval_s=0)
+    poller.tick()
+    assert poller.state(b.batch_id).outcome is None  # three of four lines: not done
+    out.with_name(out.name + ".done").touch()
+    poller.poke(b.batch_id)
+    poller.tick()
+    assert poller.state(b.batch_id).outcome == "collected: 3 imported, 0 failed, 1 with no result"
+    assert len(_outputs(store, run_id)) == 3 and get_run(store, run_id).status == "interrupted"

@@ -36,6 +36,67 @@ def test_second_request_embeds_nothing(store):
     assert embed_texts(store, emb, []).shape == (0, 0)
 
 
+class _DiesAfter(HashEmbedder):
+    """A fake embedder whose process "crashes" on its n-th encode call."""
+
+    def __init__(self, calls_before_crash: int) -> None:
+        super().__init__()
+        self.left = calls_before_crash
+
+    def encode(self, texts):
+        if self.left == 0:
+            raise KeyboardInterrupt("killed")
+        self.left -= 1
+        return super().encode(texts)
+
+
+def test_an_interrupted_embedding_keeps_every_written_batch_and_resumes(store):
+    texts = [f"text {i} about {i % 7}" for i in range(25)] + ["text 0 about 0"]  # one repeat
+    with pytest.raises(KeyboardInterrupt):
+        embed_texts(store, _DiesAfter(2), texts, batch_size=10)
+    assert cached_count(store, "fake-hash-64", texts) == 20  # two batches written before the crash
+    emb = HashEmbedder()
+    vecs = embed_texts(store, emb, texts, batch_size=10)
+    assert emb.calls == [5]  # only what was missing
+    assert np.allclose(vecs, normalise(HashEmbedder().encode(texts)), atol=1e-6)
+
+
+def test_hashes_given_by_the_caller_and_keys_written_twice(store):
+    from services.core.hashing import text_hash
+    from services.explore.embedding_store import _write
+
+    texts = ["alpha beta", "gamma", "alpha beta", "delta"]
+    emb = HashEmbedder()
+    given = embed_texts(store, emb, texts, hashes=[text_hash(t) for t in texts])
+    assert emb.calls == [3] and np.allclose(given, embed_texts(store, HashEmbedder(), texts))
+    with pytest.raises(ValueError, match="3 hashes for 4 texts"):
+        embed_texts(store, emb, texts, hashes=[text_hash(t) for t in texts[:3]])
+    # a key already cached is skipped, not duplicated and not an error; the first vector stays
+    before = store.query_arrow("SELECT vector FROM embeddings WHERE text_hash = ?", [text_hash("gamma")])
+    _write(store, emb.name, [text_hash("gamma"), text_hash("new")], np.ones((2, 64), dtype=np.float32))
+    assert store.scalar("SELECT count(*) FROM embeddings WHERE model = ?", [emb.name]) == 4
+    assert store.query_arrow("SELECT vector FROM embeddings WHERE text_hash = ?", [text_hash("gamma")]).equals(before)
+
+
+def test_a_map_shows_a_preview_while_it_embeds(store):
+    from services.explore.map_jobs import MapJob, MapRequest, build_map
+
+    insert_dataset(store, "big", [(f"row {i} word{i % 13}", {"k": str(i % 3)}) for i in range(1500)], purpose="audit")
+    job, sizes = MapJob(key="t"), []
+    report = job.report
+
+    def spy(stage, *a, **kw):
+        if stage == "embedding" and job.preview is not None:
+            sizes.append(len(job.preview.items))
+        report(stage, *a, **kw)
+
+    job.report = spy
+    data = build_map(store, HashEmbedder(), MapRequest(dataset_id="big", min_cluster_size=20), job)
+    assert sizes and sizes[0] == 512 and max(sizes) < 1500  # the first chunk was shown while the rest embedded
+    assert data.pca.shape == (1500, 2) and job.preview is data
+    assert np.allclose(data.vectors, normalise(HashEmbedder().encode(data.items.texts)), atol=1e-6)
+
+
 def test_normalise_keeps_zero_rows():
     out = normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
     assert np.allclose(out, [[0.6, 0.8], [0.0, 0.0]])

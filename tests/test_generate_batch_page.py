@@ -180,20 +180,30 @@ def test_a_failing_check_is_shown_and_a_live_resume_would_not_pay_twice(app_env,
     assert poller.state(bid).outcome.startswith("collected:") and _samples(app_env)[0] > 0
 
 
-def test_live_resume_of_an_anthropic_batch_run_is_refused(app_env, mock, monkeypatch):
+def test_an_anthropic_batch_run_resumes_live_on_the_anthropic_preset_once_consented(app_env, mock, monkeypatch):
+    from dataclasses import replace
+
+    from services.generation.presets import PRESETS
+    from tests.mock_openai import MockServer
+
     monkeypatch.setenv("ANTHROPIC_API_KEY", "ak-test")
     monkeypatch.setenv("STUDIO_BATCH_POLL_S", "soon")  # not a number: said, and the default used
     mock.polls_until_done = 10**6
-    at = AppTest.from_file(PAGE, default_timeout=60).run()
-    at.selectbox(key="generate_batch_provider").set_value("anthropic").run()
-    at.text_input(key="generate_batch_url_anthropic").set_value(mock.url).run()
-    at.button(key="generate_batch_submit_new").click().run()
-    assert "Sent batch-" in _texts(at, "success"), _texts(at, "error")
-    assert "STUDIO_BATCH_POLL_S='soon' is not a number of seconds: batches are checked after 60 s" in _texts(at, "warning")
-    at.checkbox(key="generate_batch_pay_twice").check().run()  # even with consent to pay twice
-    at.button(key="generate_resume").click().run()
-    assert not at.exception, at.exception
-    assert "no live Anthropic backend" in _texts(at, "error")
+    with MockServer(api_key="ak-test") as live_url:  # the Anthropic preset's OpenAI-compatible endpoint, taking its key
+        monkeypatch.setitem(PRESETS, "anthropic", replace(PRESETS["anthropic"], base_url=live_url))
+        at = AppTest.from_file(PAGE, default_timeout=60).run()
+        at.selectbox(key="generate_batch_provider").set_value("anthropic").run()
+        at.text_input(key="generate_batch_url_anthropic").set_value(mock.url).run()
+        at.button(key="generate_batch_submit_new").click().run()
+        assert "Sent batch-" in _texts(at, "success"), _texts(at, "error")
+        assert "STUDIO_BATCH_POLL_S='soon' is not a number of seconds: batches are checked after 60 s" in _texts(at, "warning")
+        at.button(key="generate_resume").click().run()
+        assert "pay twice" in _texts(at, "error") and _samples(app_env)[0] == 0
+        at.checkbox(key="generate_batch_pay_twice").check().run()
+        at.button(key="generate_resume").click().run()
+        assert not at.exception, at.exception
+        assert not _texts(at, "error"), _texts(at, "error")
+        assert _wait(lambda: _samples(app_env)[0] > 0, timeout=30), "the live resume wrote no sample"
 
 
 @pytest.mark.browser

@@ -181,6 +181,11 @@ def distill_static(source: str | Path, out_dir: str | Path, *, pca_dims: int = 2
 class StaticEmbedder:
     """A model2vec static embedder distilled from the full model and cached under data/cache."""
 
+    # Texts per cache write (embedding_store): a few thousand texts are well under a second of work
+    # for a static model, so a crash still loses little, while 256 at a time made the writes cost
+    # more than the encoding (bench/scale.py).
+    write_batch = 4096
+
     def __init__(self, source: str | Path | None = None, *, cache_dir: str | Path | None = None, pca_dims: int = 256) -> None:
         self._source = source
         label = DEFAULT_MODEL_LABEL if source is None else re.sub(r"[^A-Za-z0-9_.-]+", "_", str(source)).strip("_")

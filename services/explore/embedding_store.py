@@ -38,35 +38,44 @@ def _record_rate(embedder_name: str, texts: int, seconds: float) -> None:
         with _rates_lock:
             _rates[embedder_name] = texts / seconds
 
-def _read_cached(store: Store, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+def _read_cached(store: Store, model: str, hashes: list[str]) -> tuple[list[str], np.ndarray | None]:
+    """The hashes among ``hashes`` with a cached vector for ``model``, and their vectors (rows in
+    that order; None when none is cached)."""
     if not hashes:
-        return {}
+        return [], None
+    # The hashes first, the vectors only for those found: a first map misses every text, and a
+    # query that carried the vector column scanned all of it on each call.
+    wanted = "SELECT unnest(?::VARCHAR[]) AS text_hash"
+    hits = [h for (h,) in store.query(
+        f"SELECT e.text_hash FROM embeddings e SEMI JOIN ({wanted}) w ON w.text_hash = e.text_hash WHERE e.model = ?",
+        [hashes, model])]
+    if not hits:
+        return [], None
     table = store.query_arrow(
-        "SELECT text_hash, vector FROM embeddings WHERE model = ? AND text_hash IN (SELECT unnest(?::VARCHAR[]))", [model, hashes]
-    )
-    if table.num_rows == 0:
-        return {}
+        f"SELECT e.text_hash, e.vector FROM embeddings e SEMI JOIN ({wanted}) w ON w.text_hash = e.text_hash WHERE e.model = ?",
+        [hits, model])
     vectors = table.column("vector").combine_chunks()
     dim = len(vectors[0])
     flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False).reshape(-1, dim)
-    return dict(zip(table.column("text_hash").to_pylist(), flat, strict=True))
+    return table.column("text_hash").to_pylist(), flat
 
 
 def _write(store: Store, model: str, hashes: list[str], vectors: np.ndarray) -> None:
-    dim = int(vectors.shape[1])
-    batch = pa.table(
-        {
-            "text_hash": pa.array(hashes, pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.astype(np.float32).ravel()), dim),
-        }
-    )
+    """One INSERT of an Arrow batch (distinct hashes). Keys already cached are skipped by an anti-join:
+    ``ON CONFLICT DO NOTHING`` made the same insert 2-3x slower (bench/scale.py). Writes are serialised
+    by ``store.write`` and only this process writes the file, so no key can appear in between."""
+    v = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = int(v.shape[1])
+    batch = pa.table({"text_hash": pa.array(hashes, pa.string()),
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), dim)})
     with store.write() as cur:
         cur.register("_new_embeddings", batch)
         try:
             cur.execute(
-                "INSERT INTO embeddings (model, text_hash, dim, vector) SELECT ?, text_hash, ?, vector::FLOAT[]"
-                " FROM _new_embeddings ON CONFLICT DO NOTHING",
-                [model, dim],
+                "INSERT INTO embeddings (model, text_hash, dim, vector) SELECT ?, n.text_hash, ?, n.vector::FLOAT[]"
+                " FROM _new_embeddings n ANTI JOIN (SELECT text_hash FROM embeddings WHERE model = ?) e"
+                " ON e.text_hash = n.text_hash",
+                [model, dim, model],
             )
         finally:
             cur.unregister("_new_embeddings")
@@ -79,25 +88,42 @@ def embed_texts(
     *,
     progress: OnProgress | None = None,
     batch_size: int | None = None,
+    hashes: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Embeddings for ``texts`` (n x dim, float32, L2-normalised rows, in the given order).
 
     Cached vectors are read from DuckDB by (embedder.name, sha256 of the text); only texts not
     cached are embedded, each distinct text once, ``batch_size`` at a time, and every batch is
     written before the next starts (an interrupted call keeps what it did). ``progress(done,
-    total)`` counts texts; cached ones count as done at once. An empty list gives a (0, 0) array.
+    total)`` counts texts; cached ones count as done at once. ``hashes``: the texts' ``text_hash``
+    when the caller has them already. An empty list gives a (0, 0) array.
     """
     # An embedder may say how many texts to write at a time (a remote one sends several requests
-    # per write); a crash loses at most one such batch.
+    # per write; the static one is fast enough that a small batch is mostly write overhead); a
+    # crash loses at most one such batch.
     batch_size = batch_size or int(getattr(embedder, "write_batch", 256))
     texts = ["" if t is None else str(t) for t in texts]
     total = len(texts)
-    hashes = [text_hash(t) for t in texts]
-    unique = list(dict.fromkeys(hashes))
-    found = _read_cached(store, embedder.name, unique)
-    missing = [h for h in unique if h not in found]
-    first_text = dict(zip(hashes, texts, strict=True))
+    if not total:
+        return np.zeros((0, 0), dtype=np.float32)
+    hashes = list(hashes) if hashes is not None else [text_hash(t) for t in texts]
+    if len(hashes) != total:
+        raise ValueError(f"{len(hashes)} hashes for {total} texts")
+    row_of: dict[str, int] = {}  # each distinct hash -> its row in ``unique_vectors``
+    first_text: list[str] = []
+    for h, t in zip(hashes, texts, strict=True):
+        if h not in row_of:
+            row_of[h] = len(first_text)
+            first_text.append(t)
+    unique = list(row_of)
     per_hash = _counts(hashes)
+    cached, cached_vectors = _read_cached(store, embedder.name, unique)
+    unique_vectors: np.ndarray | None = None
+    if cached_vectors is not None:
+        unique_vectors = np.empty((len(unique), cached_vectors.shape[1]), dtype=np.float32)
+        unique_vectors[[row_of[h] for h in cached]] = cached_vectors
+    have = set(cached)
+    missing = [h for h in unique if h not in have]
     done = total - sum(per_hash[h] for h in missing)
     if progress:
         progress(done, total)
@@ -105,17 +131,19 @@ def embed_texts(
     for start in range(0, len(missing), batch_size):
         chunk = missing[start : start + batch_size]
         t0 = time.perf_counter()
-        vecs = normalise(embedder.encode([first_text[h] for h in chunk]))
+        vecs = normalise(embedder.encode([first_text[row_of[h]] for h in chunk]))
         encode_s += time.perf_counter() - t0
         _write(store, embedder.name, chunk, vecs)
-        found.update(zip(chunk, vecs, strict=True))
+        if unique_vectors is None:
+            unique_vectors = np.empty((len(unique), vecs.shape[1]), dtype=np.float32)
+        unique_vectors[[row_of[h] for h in chunk]] = vecs
         done += sum(per_hash[h] for h in chunk)
         if progress:
             progress(done, total)
     _record_rate(embedder.name, len(missing), encode_s)
-    if not total:
-        return np.zeros((0, 0), dtype=np.float32)
-    return normalise(np.stack([found[h] for h in hashes]))
+    assert unique_vectors is not None
+    # cached rows were written normalised; normalising again keeps rows written by older code unit length
+    return normalise(unique_vectors[[row_of[h] for h in hashes]])
 
 
 def _counts(hashes: list[str]) -> dict[str, int]:

@@ -199,7 +199,11 @@ def build_map(store: Store, embedder: Embedder, request: MapRequest, job: MapJob
     vectors = np.zeros((0, 0), dtype=np.float32)
     # Chunks grow with the map (about 50 progress steps); vectors fill one array (no re-concatenation),
     # and the preview's PCA axes are fitted on a sample, so previews stay cheap at 10^5-10^6 points.
-    step = max(EMBED_CHUNK, n // 50)
+    # A preview is redrawn only once nine times its own cost has passed: with a fast embedder one
+    # per chunk made previews most of the embedding step (bench/scale.py), with a slow one it is
+    # still redrawn after every chunk.
+    step = max(EMBED_CHUNK, n // 50, int(getattr(embedder, "write_batch", 0)))  # one cache write per chunk at least
+    next_preview = 0.0
     job.report("embedding", 0, n, f"embedding {n} texts with {embedder.name}")
     for start in range(0, n, step):
         base = start
@@ -207,14 +211,18 @@ def build_map(store: Store, embedder: Embedder, request: MapRequest, job: MapJob
         def progress(done: int, total: int, base: int = base) -> None:
             job.report("embedding", base + done, n, f"embedding {n} texts with {embedder.name}")
 
-        chunk = embed_texts(store, embedder, texts[start : start + step], progress=progress)
+        chunk = embed_texts(store, embedder, texts[start : start + step], progress=progress, hashes=hashes[start : start + step])
         if start == 0:
             vectors = np.empty((n, chunk.shape[1]), dtype=np.float32)
         vectors[start : start + len(chunk)] = chunk
-        got = vectors[: start + len(chunk)]
-        sub = replace(items, frame=items.frame.iloc[: len(got)])
-        job.preview = MapData(items=sub, vectors=got, pca=pca_layout(got, fit_max=PREVIEW_FIT), model=embedder.name, notes=notes)
-    data = MapData(items=items, vectors=vectors, pca=pca_layout(vectors), model=embedder.name, notes=list(notes))
+        if start + len(chunk) < n and time.perf_counter() >= next_preview:  # the last preview is the full PCA below
+            t0 = time.perf_counter()
+            got = vectors[: start + len(chunk)]
+            sub = replace(items, frame=items.frame.iloc[: len(got)])
+            job.preview = MapData(items=sub, vectors=got, pca=pca_layout(got, fit_max=PREVIEW_FIT), model=embedder.name, notes=notes)
+            next_preview = time.perf_counter() + 9 * (time.perf_counter() - t0)
+    # axes from a sample here too: the PCA is only the layout shown until UMAP is done
+    data = MapData(items=items, vectors=vectors, pca=pca_layout(vectors, fit_max=PREVIEW_FIT), model=embedder.name, notes=list(notes))
     job.preview = data
     if n < 3:
         data.notes.append(f"{n} text(s): too few for a map, clusters or most metrics (need at least 3).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,7 +80,7 @@ class BatchClient(Protocol):
 
     def submit(self, batch_id: str, lines: list[BatchLine], model: str) -> tuple[str | None, Remote]: ...
 
-    def poll(self, remote_id: str | None, output_path: str | None) -> Remote: ...
+    def poll(self, remote_id: str | None, output_path: str | None, n_lines: int | None = None) -> Remote: ...
 
     def download(self, remote: Remote, output_path: str | None) -> tuple[list[LineResult], list[str]]: ...
 
@@ -131,7 +132,7 @@ class OpenAIBatches:
                       dead=status == "failed" or (status == "cancelled" and not (b.output_file_id or b.error_file_id)),
                       message=message, refs={"output_file_id": b.output_file_id, "error_file_id": b.error_file_id})
 
-    def poll(self, remote_id: str | None, output_path: str | None) -> Remote:
+    def poll(self, remote_id: str | None, output_path: str | None, n_lines: int | None = None) -> Remote:
         return self._remote(self._call(self.client.batches.retrieve, remote_id))
 
     def download(self, remote: Remote, output_path: str | None) -> tuple[list[LineResult], list[str]]:
@@ -180,7 +181,7 @@ class AnthropicBatches:
         obj = self._send("POST", f"{self.base_url}/messages/batches", {"requests": anthropic_requests(lines, model)}).json()
         return obj["id"], self._remote(obj)
 
-    def poll(self, remote_id: str | None, output_path: str | None) -> Remote:
+    def poll(self, remote_id: str | None, output_path: str | None, n_lines: int | None = None) -> Remote:
         return self._remote(self._send("GET", f"{self.base_url}/messages/batches/{remote_id}").json())
 
     def download(self, remote: Remote, output_path: str | None) -> tuple[list[LineResult], list[str]]:
@@ -192,12 +193,20 @@ class AnthropicBatches:
 
 class VllmFile:
     """Writes the OpenAI batch JSONL that ``vllm run-batch -i IN -o OUT --model M`` reads, and reads
-    the output file it writes (the OpenAI batch output format)."""
+    the output file it writes (the OpenAI batch output format).
+
+    ``vllm run-batch`` writes its output at the end, and a poll may land while it is still writing.
+    The output counts as done when ``OUT.done`` exists (a marker a wrapper script may create, e.g.
+    ``vllm run-batch ... && touch OUT.done``), or when it has a line per input line, ends with a
+    newline, its last line is a whole JSON object, and its size and modification time are the same
+    at two looks ``settle_s`` apart. Earlier malformed lines were finished by the writer: collect
+    imports the readable ones and names the others."""
 
     provider = "vllm"
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, settle_s: float = 1.0):
         self.folder = folder
+        self.settle_s = settle_s
 
     def paths(self, batch_id: str) -> tuple[Path, Path]:
         return self.folder / f"{batch_id}.input.jsonl", self.folder / f"{batch_id}.output.jsonl"
@@ -208,11 +217,26 @@ class VllmFile:
         src.write_bytes(openai_jsonl(lines, model))
         return None, Remote("written", {"total": len(lines)})
 
-    def poll(self, remote_id: str | None, output_path: str | None) -> Remote:
+    def poll(self, remote_id: str | None, output_path: str | None, n_lines: int | None = None) -> Remote:
         out = Path(output_path or "")
-        if output_path and out.is_file():
-            return Remote("completed", done=True)
-        return Remote("written", message=f"waiting for {out}: run `vllm run-batch` on the input file, then collect")
+        counts: dict[str, Any] = {"total": n_lines} if n_lines else {}
+        if not output_path or not out.is_file():
+            return Remote("written", counts, message=f"waiting for {out}: run `vllm run-batch` on the input file")
+        if out.with_name(out.name + ".done").is_file():
+            return Remote("completed", counts, done=True)
+        first = _look(out)
+        if first is None:
+            return Remote("written", counts, message=f"waiting for {out}: it could not be read")
+        written, whole = first[2], first[3]
+        counts["completed"] = written
+        if n_lines and written < n_lines:
+            return Remote("writing", counts, message=f"{out.name} has {written:,} of {n_lines:,} line(s) so far")
+        if not whole:
+            return Remote("writing", counts, message=f"{out.name} ends in a line still being written")
+        time.sleep(self.settle_s)
+        if _look(out) != first:
+            return Remote("writing", counts, message=f"{out.name} is still changing")
+        return Remote("completed", counts, done=True)
 
     def download(self, remote: Remote, output_path: str | None) -> tuple[list[LineResult], list[str]]:
         try:
@@ -220,6 +244,23 @@ class VllmFile:
         except (OSError, UnicodeDecodeError) as exc:
             raise BatchNotReady(f"Cannot read the vLLM output file {output_path}: {exc}") from exc
         return parse_openai_output(text, Path(output_path or "").name)
+
+
+def _look(path: Path) -> tuple[int, int, int, bool] | None:
+    """(size, mtime_ns, lines, whether it ends in a newline after a whole JSON object), or None."""
+    try:
+        before = path.stat()
+        data = path.read_bytes()
+    except OSError:
+        return None
+    lines = [ln for ln in data.split(b"\n") if ln.strip()]
+    whole = data.endswith(b"\n") and bool(lines)
+    if whole:
+        try:
+            whole = isinstance(json.loads(lines[-1]), dict)
+        except ValueError:
+            whole = False
+    return before.st_size, before.st_mtime_ns, len(lines), whole
 
 
 def vllm_command(input_path: str, output_path: str, model: str) -> str:
@@ -257,7 +298,8 @@ def client_for(provider: str, *, base_url: str | None = None, key_env: str | Non
 
 def run_config(provider: str, model: str, base_url: str | None = None) -> BackendConfig:
     """What a run prepared for a batch records as its backend (no key). An Anthropic run records no
-    base URL: a live resume must never send another provider's key to Anthropic."""
+    base URL: its live resume goes to the ``anthropic`` preset's own endpoint with $ANTHROPIC_API_KEY,
+    never to a proxy or test URL the batch went through, and never with another provider's key."""
     info = PROVIDER_INFO[provider]
     return BackendConfig(provider, "" if provider == "anthropic" else (base_url or info.base_url), model)
 

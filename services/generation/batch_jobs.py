@@ -185,7 +185,7 @@ def refresh(store: Store, batch_id: str, client: BatchClient) -> BatchInfo:
     b = get_batch(store, batch_id)
     if b.collected_at is not None:
         return b
-    remote = client.poll(b.remote_id, b.output_path)
+    remote = client.poll(b.remote_id, b.output_path, b.n_lines)
     return update_batch(store, batch_id, status=remote.status, counts=remote.counts or None, error=remote.message)
 
 
@@ -194,7 +194,7 @@ def collect_batch(store: Store, batch_id: str, client: BatchClient,
     """Download a finished batch and import its results into the run, exactly once."""
     b = get_batch(store, batch_id)
     run = get_run(store, b.run_id)
-    remote = client.poll(b.remote_id, b.output_path)
+    remote = client.poll(b.remote_id, b.output_path, b.n_lines)
     b = update_batch(store, batch_id, status=remote.status, counts=remote.counts or None, error=remote.message)
     if remote.dead:
         update_batch(store, batch_id, status=remote.status, error=remote.message, collected=True)
@@ -274,14 +274,10 @@ def _settle_run(store: Store, run: RunInfo, batch_id: str, summary: str) -> None
 def live_resume_refusal(store: Store, run: RunInfo, *, pay_twice: bool = False) -> str | None:
     """Why the page's live Resume may not run this run now, or None.
 
-    An Anthropic batch run has no live backend here (the studio speaks Anthropic only through its
-    Message Batches), and a resume would otherwise go to the custom preset's URL with another key.
     A run with open batches would send their lines live and pay for them twice, unless the user
-    said so (``pay_twice``)."""
-    if run.backend == "anthropic":
-        return (f"Run {run.run_id} was prepared for Anthropic Message Batches, and the studio has no live Anthropic backend: "
-                "a live resume would go to another endpoint with another key. Send what it is missing as a batch instead "
-                f"(the batch panel below, or `python -m services batch submit --run {run.run_id}`).")
+    said so (``pay_twice``). An Anthropic batch run resumes live on the ``anthropic`` preset (its
+    OpenAI-compatible endpoint, with $ANTHROPIC_API_KEY): the run records no base URL, so the
+    resume never goes to another endpoint or with another provider's key."""
     held = [b for b in list_batches(store, run.run_id) if b.is_open]
     if held and not pay_twice:
         n = len({cid for b in held for cid in b.custom_ids})

@@ -8,8 +8,9 @@ has ended, the import of its results exactly once (a collect run twice adds noth
 yet done is polled again after an interval that grows with its age; a failed check (a refused
 key, a provider down) is recorded on the batch in words and backed off, and never ends the thread.
 
-A vLLM file batch is left to the page's Collect button: ``vllm run-batch`` may still be writing
-its output file, and only the user knows when it is done.
+A vLLM file batch is polled the same way: its output file counts as done only when it is whole
+(a line per input line, a whole last line, unchanged between two looks) or has a ``.done`` marker
+(``batch_client.VllmFile``), so a file ``vllm run-batch`` is still writing is never collected.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class BatchPoller:
 
     def tick(self) -> int:
         """Check every open batch that is due; returns how many were checked."""
-        batches = [b for b in open_batches(self.store) if b.provider != "vllm"]
+        batches = open_batches(self.store)
         now = time.monotonic()
         with self._lock:
             for b in batches:

@@ -29,6 +29,10 @@ PRESETS: dict[str, Preset] = {
         Preset(LOCAL, "Built-in local model (offline)", "", "SmolLM2-135M-Instruct",
                note="SmolLM2-135M via llama.cpp on this machine: for demos and smoke tests only."),
         Preset("openai", "OpenAI", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY", True),
+        Preset("anthropic", "Anthropic (OpenAI-compatible endpoint)", "https://api.anthropic.com/v1/", "claude-3-5-haiku-20241022",
+               "ANTHROPIC_API_KEY", True,
+               note="Claude through Anthropic's OpenAI-compatible chat endpoint, which Anthropic describes as a compatibility "
+                    "layer: some OpenAI parameters are ignored there. Also the live side of an Anthropic batch run."),
         Preset("vllm", "vLLM", "http://127.0.0.1:8000/v1", "", "VLLM_API_KEY"),
         Preset("ollama", "Ollama", "http://127.0.0.1:11434/v1", "llama3.2"),
         Preset("llamacpp", "llama.cpp server", "http://127.0.0.1:8080/v1", "default", "LLAMACPP_API_KEY"),
