@@ -353,3 +353,34 @@ def test_a_callback_that_raises_mid_statement_interrupts_it_and_leaves_nothing(s
     assert store.scalar("SELECT count(*) FROM datasets") == 0
     report = import_dataset(store, src, text_column="text")  # the store is usable again
     assert report.n_rows == 300_000
+
+
+def test_the_database_memory_limit_comes_from_the_setting(tmp_path: Path, monkeypatch) -> None:
+    from services.core.store import MemoryLimitError
+
+    monkeypatch.delenv("STUDIO_DB_MEMORY_LIMIT", raising=False)
+    s = Store(tmp_path / "a.duckdb")
+    assert s.scalar("SELECT current_setting('memory_limit')") == "1.8 GiB"  # the default, 2GB
+    s.close()
+    monkeypatch.setenv("STUDIO_DB_MEMORY_LIMIT", "300MB")
+    s = Store(tmp_path / "a.duckdb")
+    assert s.scalar("SELECT current_setting('memory_limit')") == "286.1 MiB"
+    s.close()
+    monkeypatch.setenv("STUDIO_DB_MEMORY_LIMIT", "lots")
+    with pytest.raises(MemoryLimitError, match="STUDIO_DB_MEMORY_LIMIT='lots' is not a memory size"):
+        Store(tmp_path / "a.duckdb")
+    monkeypatch.setenv("STUDIO_DB_MEMORY_LIMIT", "1GB")
+    Store(tmp_path / "a.duckdb").close()  # the refused open left the file free
+
+
+def test_an_import_past_the_memory_limit_says_so_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STUDIO_DB_MEMORY_LIMIT", "16MB")
+    s = Store(tmp_path / "small.duckdb")
+    try:
+        src = tmp_path / "rows.jsonl"
+        _big_file(src, 20_000, "jsonl")
+        with pytest.raises(DatasetImportError, match="more memory than the database may use.*STUDIO_DB_MEMORY_LIMIT=16MB"):
+            import_dataset(s, src, text_column="text")
+        assert s.scalar("SELECT count(*) FROM dataset_row_values") == 0 and s.scalar("SELECT count(*) FROM datasets") == 0
+    finally:
+        s.close()

@@ -98,13 +98,20 @@ def import_dataset(
     started = time.perf_counter()
     job = _Job(store, dataset_id, name, source or str(p), purpose, text_column, attrs,
                progress or (lambda done, total: None), max(1, chunk_rows))
-    if fmt == "jsonl":
-        n_rows, errors, n_failed = _import_jsonl(job, p)
-    elif fmt == "csv":
-        n_rows, errors, n_failed = _import_csv(job, p)
-    else:
-        shards = hf_shards(p) if fmt == "hf" else [Shard(p, "parquet", None)]
-        n_rows, errors, n_failed = _import_arrow(job, shards)
+    try:
+        if fmt == "jsonl":
+            n_rows, errors, n_failed = _import_jsonl(job, p)
+        elif fmt == "csv":
+            n_rows, errors, n_failed = _import_csv(job, p)
+        else:
+            shards = hf_shards(p) if fmt == "hf" else [Shard(p, "parquet", None)]
+            n_rows, errors, n_failed = _import_arrow(job, shards)
+    except duckdb.OutOfMemoryException as exc:
+        limit = store.scalar("SELECT current_setting('memory_limit')")
+        raise DatasetImportError(
+            f"Importing {p.name} needs more memory than the database may use ({limit}, set by STUDIO_DB_MEMORY_LIMIT="
+            f"{settings.get('STUDIO_DB_MEMORY_LIMIT')}). Nothing was imported: raise STUDIO_DB_MEMORY_LIMIT (a million short rows import"
+            f" within 128MB) and import again. DuckDB said: {str(exc).split(chr(10))[0]}") from None
     return ImportReport(dataset_id, name, n_rows, n_failed, errors[:MAX_ERRORS_LISTED], time.perf_counter() - started)
 
 
@@ -225,6 +232,8 @@ def _import_jsonl(job: _Job, path: Path) -> tuple[int, list[RowError], int]:
     with staged_copy(job.store, path) as staged:
         try:
             return _import_jsonl_fast(job, staged, path)
+        except duckdb.OutOfMemoryException:
+            raise  # not a file DuckDB cannot read: said as such by import_dataset
         except duckdb.Error:
             pass  # DuckDB cannot read it even skipping bad lines: re-read line by line in Python
     return _import_jsonl_lines(job, path)

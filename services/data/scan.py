@@ -2,18 +2,21 @@
 
 A JSONL record is a line that is not blank (DuckDB's ``read_json`` skips lines of whitespace), so
 the Nth record is not always line N. Finding the line of a few failing records in a file of a
-million lines must not cost a Python step per line: the file is memory-mapped and its newlines
-found by numpy, a window of 64 MB at a time (bounded memory); only the lines asked for are copied.
+million lines must not cost a Python step per line: newlines are found by numpy in blocks read
+into one reused buffer (bounded memory: a memory map of the whole file would count the whole file
+as resident), and only the lines asked for are copied.
 """
 
 from __future__ import annotations
 
-import mmap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
-WINDOW_BYTES = 64 << 20
+WINDOW_BYTES = 16 << 20
+COUNT_BYTES = 1 << 20
 _SPACE = np.zeros(256, dtype=bool)
 _SPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() removes, and DuckDB skips as blank
 
@@ -25,84 +28,95 @@ def record_lines(path: Path, records: list[int], n_records: int | None = None,
 
     ``n_records``, the number of records DuckDB read, allows a quicker pass: when the file has as
     many lines, none is blank, record N is line N, and newlines need only be counted, not found,
-    except in the windows that hold a wanted line."""
+    except in the blocks that hold a wanted line."""
     if not records or path.stat().st_size == 0:
         return []
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        data = np.frombuffer(mm, dtype=np.uint8)
-        try:
-            found = _lines_if_none_blank(data, mm, records, n_records) if n_records is not None else None
-            return found if found is not None else _scan(data, mm, records, window)
-        finally:
-            del data  # the map cannot close while numpy holds a view of it
+    with open(path, "rb") as f:
+        found = _lines_if_none_blank(f, records, n_records) if n_records is not None else None
+        return found if found is not None else _scan(f, records, window)
 
 
-COUNT_BYTES = 1 << 20
+def _blocks(f: BinaryIO, size: int) -> Iterator[np.ndarray]:
+    """The file from its start in blocks of ``size`` bytes, each read into the same buffer."""
+    buf = bytearray(size)
+    f.seek(0)
+    while n := f.readinto(buf):
+        yield np.frombuffer(buf, dtype=np.uint8, count=n)
 
 
-def _lines_if_none_blank(data: np.ndarray, mm: mmap.mmap, records: list[int], n_records: int) -> list[tuple[int, bytes]] | None:
-    size = len(data)
-    counts = np.array([np.count_nonzero(data[lo:lo + COUNT_BYTES] == 10) for lo in range(0, size, COUNT_BYTES)])
-    n_newlines = int(counts.sum())
-    if n_newlines + int(data[-1] != 10) != n_records:
+def _lines_if_none_blank(f: BinaryIO, records: list[int], n_records: int) -> list[tuple[int, bytes]] | None:
+    counts, last = [], 10
+    for block in _blocks(f, COUNT_BYTES):
+        counts.append(np.count_nonzero(block == 10))
+        last = int(block[-1])
+    if sum(counts) + int(last != 10) != n_records:
         return None  # some line is blank (or DuckDB counted otherwise): find each record's line
     upto = np.cumsum(counts)
     held: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))
 
-    def newline(k: int) -> int:  # the position of the k-th newline (1-based)
+    def newline(k: int) -> int:  # the position in the file of the k-th newline (1-based)
         nonlocal held
         w = int(np.searchsorted(upto, k))
         if held[0] != w:
-            held = (w, np.flatnonzero(data[w * COUNT_BYTES:(w + 1) * COUNT_BYTES] == 10) + w * COUNT_BYTES)
+            f.seek(w * COUNT_BYTES)
+            held = (w, np.flatnonzero(np.frombuffer(f.read(COUNT_BYTES), dtype=np.uint8) == 10) + w * COUNT_BYTES)
         return int(held[1][k - (int(upto[w - 1]) if w else 0) - 1])
 
     out = []
     for line in records:
         if line > n_records:
             break
-        start = newline(line - 1) + 1 if line > 1 else 0
-        end = mm.find(b"\n", start)
-        out.append((line, bytes(mm[start:end if end >= 0 else size])))
+        f.seek(newline(line - 1) + 1 if line > 1 else 0)
+        out.append((line, f.readline().removesuffix(b"\n")))
     return out
 
 
-def _scan(data: np.ndarray, mm: mmap.mmap, records: list[int], window: int) -> list[tuple[int, bytes]]:
-    """Every line's start and end, a window at a time, blank lines told apart."""
+def _scan(f: BinaryIO, records: list[int], window: int) -> list[tuple[int, bytes]]:
+    """Every line's start and end, a window at a time (cut at a line end), blank lines told apart."""
     out: list[tuple[int, bytes]] = []
     want = np.asarray(records, dtype=np.int64)
-    size, lo, record_base, line_base, wi = len(data), 0, 0, 0, 0
-    while lo < size and wi < len(want):
-        hi = min(size, lo + window)
-        nl = np.flatnonzero(data[lo:hi] == 10) + lo
-        if hi < size:
-            if not len(nl):  # one line longer than a window: take it whole
-                rest = np.flatnonzero(data[hi:] == 10)
-                nl = rest[:1] + hi if len(rest) else nl
-            hi = int(nl[-1]) + 1 if len(nl) else size
-        starts = np.concatenate(([lo], nl + 1))
-        ends = np.concatenate((nl, [hi]))
-        if starts[-1] >= hi:  # the window ends with a newline: no line after it
+    record_base = line_base = wi = 0
+    tail = b""
+    f.seek(0)
+    while wi < len(want):
+        chunk = f.read(window)
+        data = tail + chunk
+        if not data:
+            break
+        if chunk:
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:  # one line longer than a window: read on to its end
+                tail = data
+                continue
+        else:
+            cut = len(data)  # the last line, without a newline after it
+        arr = np.frombuffer(data, dtype=np.uint8, count=cut)
+        nl = np.flatnonzero(arr == 10)
+        starts = np.concatenate(([0], nl + 1))
+        ends = np.concatenate((nl, [cut]))
+        if starts[-1] >= cut:  # the window ends with a newline: no line after it
             starts, ends = starts[:-1], ends[:-1]
-        blank = _blank(data, mm, starts, ends)
+        blank = _blank(arr, data, starts, ends)
         upto = record_base + np.cumsum(~blank)
         take = want[wi:][want[wi:] <= (upto[-1] if len(upto) else record_base)]
         for j in np.searchsorted(upto, take):
-            s, e = int(starts[j]), int(ends[j])
-            out.append((line_base + int(j) + 1, bytes(mm[s:e])))
+            out.append((line_base + int(j) + 1, data[int(starts[j]):int(ends[j])]))
         wi += len(take)
         record_base = int(upto[-1]) if len(upto) else record_base
         line_base += len(starts)
-        lo = hi
+        tail = data[cut:]
+        if not chunk:
+            break
     return out
 
 
-def _blank(data: np.ndarray, mm: mmap.mmap, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def _blank(arr: np.ndarray, data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Which lines are blank: empty, or whitespace only (checked one by one: few lines start with a space)."""
     lengths = ends - starts
-    first = np.where(lengths > 0, data[np.minimum(starts, len(data) - 1)], 10)
+    first = np.where(lengths > 0, arr[np.minimum(starts, len(arr) - 1)], 10)
     blank = _SPACE[first]
     for j in np.flatnonzero(blank):
-        if lengths[j] > 0 and bytes(mm[int(starts[j]):int(ends[j])]).strip():
+        if lengths[j] > 0 and data[int(starts[j]):int(ends[j])].strip():
             blank[j] = False
     return blank
 
