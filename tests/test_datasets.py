@@ -384,3 +384,18 @@ def test_an_import_past_the_memory_limit_says_so_and_leaves_nothing(tmp_path: Pa
         assert s.scalar("SELECT count(*) FROM dataset_row_values") == 0 and s.scalar("SELECT count(*) FROM datasets") == 0
     finally:
         s.close()
+
+
+def test_csv_that_duckdb_cannot_sniff_strictly_is_read_leniently(store: Store, tmp_path: Path) -> None:
+    # Windows line ends, and one ragged line with a Unix one: DuckDB's sniffer gives up on the
+    # strict dialect, so the file is read with strict_mode = false; the ragged line is still listed.
+    src = tmp_path / "mixed.csv"
+    body = [b"id,text,label"] + [b"%d,text number %d with words,%s" % (i, i, b"ab"[i % 2:i % 2 + 1]) for i in range(6)]
+    src.write_bytes(b"\r\n".join(body[:3]) + b"\r\nbad,row\n" + b"\r\n".join(body[3:]) + b"\r\n")
+    prev = preview_source(store, src)
+    assert prev.columns == ["id", "text", "label"] and len(prev.rows) == 6
+    report = import_dataset(store, src, text_column="text", attribute_columns=["label"])
+    assert (report.n_rows, report.n_failed) == (6, 1)
+    assert report.errors[0].line == 4 and "ragged" in report.errors[0].reason
+    assert [r[2] for r in rows(store, report.dataset_id)] == [f"text number {i} with words" for i in range(6)]
+

@@ -56,6 +56,7 @@ from services.data.readers import (
     SourcePreview,
     check_not_empty,
     class_labels,
+    csv_source,
     detect_format,
     hf_shards,
     preview_source,
@@ -390,10 +391,15 @@ def _import_csv(job: _Job, path: Path) -> tuple[int, list[RowError], int]:
     """One streaming pass straight into the table, with progress: ragged and badly encoded lines
     are skipped by DuckDB and listed from ``reject_errors``; a row with an empty text is left out,
     counted, and listed by its line."""
-    with staged_copy(job.store, path) as staged, job.store.write(progress=True) as cur, _skip_counter(cur) as (keep, skipped):
-        source = "read_csv(?, header = true, all_varchar = true, ignore_errors = true, store_rejects = true)"
-        header = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {source}", [str(staged)]).fetchall()]
+    with staged_copy(job.store, path) as staged:
+        with contextlib.closing(job.store.fresh_cursor()) as sniff:
+            source, header = csv_source(sniff, staged, path.name)
         _missing_columns([job.text_column, *job.attrs], header, path.name)
+        return _import_csv_rows(job, path, staged, source[:-1] + ", store_rejects = true)")
+
+
+def _import_csv_rows(job: _Job, path: Path, staged: Path, source: str) -> tuple[int, list[RowError], int]:
+    with job.store.write(progress=True) as cur, _skip_counter(cur) as (keep, skipped):
         total = estimate_rows(staged, header=True)
         job.progress(0, total)
         text = quote_ident(job.text_column)
