@@ -21,18 +21,47 @@ _SPACE = np.zeros(256, dtype=bool)
 _SPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.strip() removes, and DuckDB skips as blank
 
 
+class NewlineCounts:
+    """The newlines in each block of a file, counted one block per ``step()``, so that a caller
+    waiting on something else (DuckDB reading the same file) can count meanwhile."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.counts: list[int] = []
+        self.last_byte = 10
+        self._steps = self._count()
+
+    def _count(self) -> Iterator[None]:
+        with open(self.path, "rb") as f:
+            for block in _blocks(f, COUNT_BYTES):
+                self.counts.append(int(np.count_nonzero(block == 10)))
+                self.last_byte = int(block[-1])
+                yield
+
+    def step(self) -> bool:
+        """Count one more block; False once the whole file is counted."""
+        return next(self._steps, False) is None
+
+    def finish(self) -> NewlineCounts:
+        for _ in self._steps:
+            pass
+        return self
+
+
 def record_lines(path: Path, records: list[int], n_records: int | None = None,
-                 window: int = WINDOW_BYTES) -> list[tuple[int, bytes]]:
+                 window: int = WINDOW_BYTES, counts: NewlineCounts | None = None) -> list[tuple[int, bytes]]:
     """(line number, line without its newline) of each given record (1-based, ascending), where a
     record is a non-blank line. Records past the end of the file are left out.
 
     ``n_records``, the number of records DuckDB read, allows a quicker pass: when the file has as
-    many lines, none is blank, record N is line N, and newlines need only be counted, not found,
-    except in the blocks that hold a wanted line."""
+    many lines, none is blank, record N is line N, and newlines need only be counted (or taken
+    from ``counts``, counted earlier), not found, except in the blocks that hold a wanted line."""
     if not records or path.stat().st_size == 0:
         return []
     with open(path, "rb") as f:
-        found = _lines_if_none_blank(f, records, n_records) if n_records is not None else None
+        found = None
+        if n_records is not None:
+            found = _lines_if_none_blank(f, records, n_records, (counts or NewlineCounts(path)).finish())
         return found if found is not None else _scan(f, records, window)
 
 
@@ -44,12 +73,10 @@ def _blocks(f: BinaryIO, size: int) -> Iterator[np.ndarray]:
         yield np.frombuffer(buf, dtype=np.uint8, count=n)
 
 
-def _lines_if_none_blank(f: BinaryIO, records: list[int], n_records: int) -> list[tuple[int, bytes]] | None:
-    counts, last = [], 10
-    for block in _blocks(f, COUNT_BYTES):
-        counts.append(np.count_nonzero(block == 10))
-        last = int(block[-1])
-    if sum(counts) + int(last != 10) != n_records:
+def _lines_if_none_blank(f: BinaryIO, records: list[int], n_records: int,
+                         newlines: NewlineCounts) -> list[tuple[int, bytes]] | None:
+    counts = newlines.counts
+    if sum(counts) + int(newlines.last_byte != 10) != n_records:
         return None  # some line is blank (or DuckDB counted otherwise): find each record's line
     upto = np.cumsum(counts)
     held: tuple[int, np.ndarray] = (-1, np.empty(0, dtype=np.int64))
