@@ -74,7 +74,7 @@ def test_old_rows_are_converted_and_every_reader_sees_them(tmp_path: Path) -> No
                                                         "body": "great food"}
         items = load_dataset(store, "ds_a")
         assert items.ids == ["ds_a:0", "ds_a:1", "ds_a:2"] and items.dimensions == ["label", "topic", "lang"]
-        assert items.frame["topic"].tolist() == ["food", "", "x"]
+        assert items.frame["topic"].tolist() == ["food", "(none)", "x"]  # a row without a value for it
         # and the migrated database takes new imports
         src = tmp_path / "new.jsonl"
         src.write_text("\n".join(json.dumps({"text": f"t{i}", "label": "ab"[i % 2]}) for i in range(5)) + "\n")

@@ -172,15 +172,15 @@ def load_dataset(store: Store, dataset_id: str) -> ItemSet:
     """Rows of an imported dataset; ids are ``<dataset_id>:<row_idx>`` (unique across datasets).
 
     One column per attribute, straight from the stored list of values (no Python step per row:
-    a million rows load in seconds)."""
+    a million rows load in seconds); a row without a value for it has ``NONE`` there."""
     found = store.query("SELECT name, attribute_columns FROM datasets WHERE dataset_id = ?", [dataset_id])
     name, keys = (found[0][0] or dataset_id, list(found[0][1])) if found else (dataset_id, [])
     dims = [_attr_column(str(k)) for k in keys]
-    values = "".join(f", coalesce(attribute_values[{i + 1}], '') AS {quote_ident(d)}" for i, d in enumerate(dims))
+    values = "".join(f", coalesce(attribute_values[{i + 1}], $none) AS {quote_ident(d)}" for i, d in enumerate(dims))
     frame = store.query_df(
-        f"SELECT dataset_id || ':' || row_idx AS id, coalesce(text, '') AS text, ? AS source, NULL::VARCHAR AS run_id{values}"
-        " FROM dataset_row_values WHERE dataset_id = ? ORDER BY row_idx",
-        ["dataset:" + name, dataset_id],
+        f"SELECT dataset_id || ':' || row_idx AS id, coalesce(text, '') AS text, $source AS source, NULL::VARCHAR AS run_id{values}"
+        " FROM dataset_row_values WHERE dataset_id = $dataset ORDER BY row_idx",
+        {"source": "dataset:" + name, "dataset": dataset_id, **({"none": NONE} if dims else {})},
     )
     frame = frame.astype({c: "str" for c in frame.columns if c != "run_id"})  # as _frame makes them
     frame["run_id"] = pd.Series([None] * len(frame), dtype=object)
