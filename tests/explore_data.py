@@ -27,6 +27,7 @@ def insert_run(store: Store, run_id: str, samples: list[tuple[str | None, dict[s
 
 
 def insert_dataset(store: Store, dataset_id: str, rows: list[tuple[str | None, dict[str, str]]], *, purpose: str = "reference") -> None:
+    """A dataset as the importer stores it: the attribute values in the order of its (sorted) keys."""
     attrs = sorted({k for _, a in rows for k in a})
     with store.write() as cur:
         cur.execute(
@@ -34,10 +35,8 @@ def insert_dataset(store: Store, dataset_id: str, rows: list[tuple[str | None, d
             [dataset_id, dataset_id, purpose, attrs, len(rows)],
         )
         for i, (text, a) in enumerate(rows):
-            cur.execute(
-                "INSERT INTO dataset_rows (dataset_id, row_idx, row_key, text, attributes) VALUES (?, ?, ?, ?, MAP(?::VARCHAR[], ?::VARCHAR[]))",
-                [dataset_id, i, f"row-{i}", text, list(a), list(a.values())],
-            )
+            cur.execute("INSERT INTO dataset_row_values (dataset_id, row_idx, text, attribute_values) VALUES (?, ?, ?, ?)",
+                        [dataset_id, i, text, [a.get(k) for k in attrs]])
 
 
 TOPICS = ("pizza pasta", "sushi rice", "tacos salsa", "curry naan", "burger fries")

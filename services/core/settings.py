@@ -22,6 +22,8 @@ class Setting:
 
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("STUDIO_DB", str(DATA_DIR / "studio.duckdb"), "the DuckDB file that holds everything (a CLI's --db overrides it)"),
+    Setting("STUDIO_DB_MEMORY_LIMIT", "2GB", "DuckDB's memory limit for the studio's database (a size such as 2GB or a "
+            "share of RAM such as 25%): imports stream within it, larger sorts and joins spill to a folder next to the file"),
     Setting("STUDIO_EMBEDDER", "full", "the default embedder on Explore and Compare Filters: full, static, fake, or a sentence-transformers path"),
     Setting("STUDIO_WARMUP", "1", "0 turns off the background warm-up of the embedder and UMAP at start"),
     Setting("STUDIO_BATCH_POLL_S", "60", "seconds before the first background check of an open provider batch; later checks "

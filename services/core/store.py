@@ -21,12 +21,19 @@ import pyarrow as pa
 from services.core import settings
 from services.core.errors import StudioError
 from services.core.migrations import MIGRATIONS
+from services.core.sql_text import quote_literal
 
 
 class StoreLockedError(StudioError, RuntimeError):
     """Another process holds the database file."""
 
     title = "The database is in use"
+
+
+class MemoryLimitError(StudioError, ValueError):
+    """STUDIO_DB_MEMORY_LIMIT is not a size DuckDB accepts."""
+
+    title = "The database memory limit is not valid"
 
 
 def default_db_path() -> Path:
@@ -55,9 +62,26 @@ class Store:
                     "Stop the other studio or command, or point STUDIO_DB at another file."
                 ) from exc
             raise
+        self._set_memory_limit(settings.get("STUDIO_DB_MEMORY_LIMIT"))
+        # Progress is tracked per connection and cannot be switched on once the configuration
+        # is locked, so the cursor for long writes that report it (imports) is made before.
+        self._progress_cursor = self._con.cursor()
+        self._progress_cursor.execute("SET enable_progress_bar = true")
+        self._progress_cursor.execute("SET enable_progress_bar_print = false")
         allowed = [self.path.parent, self.work_dir, *map(Path, extra_allowed_dirs)]
         self._lock_down(allowed)
         self.migrate()
+
+    def _set_memory_limit(self, limit: str) -> None:
+        # One limit for the whole database (DuckDB has no per-statement one); past it, sorts,
+        # joins and imports spill to <db>.tmp instead of growing the process.
+        try:
+            self._con.execute(f"SET memory_limit = {quote_literal(limit.strip())}")
+        except duckdb.Error:
+            self._con.close()
+            raise MemoryLimitError(
+                f"STUDIO_DB_MEMORY_LIMIT={limit!r} is not a memory size DuckDB understands: give one such as 2GB, 512MB or 25%."
+            ) from None
 
     def _lock_down(self, allowed: Sequence[Path]) -> None:
         # Order matters: allowed directories first, then no external access, then lock.
@@ -80,10 +104,14 @@ class Store:
         return self._con.cursor()
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Serialise a write transaction: yields this thread's cursor inside BEGIN/COMMIT."""
+    def write(self, *, progress: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Serialise a write transaction: yields this thread's cursor inside BEGIN/COMMIT.
+
+        ``progress=True`` yields instead the one cursor that tracks progress: another thread may
+        call its ``query_progress()`` (percent of the running statement, -1 when unknown) while
+        a statement runs on it."""
         with self._write_lock:
-            cur = self.cursor()
+            cur = self._progress_cursor if progress else self.cursor()
             cur.execute("BEGIN TRANSACTION")
             try:
                 yield cur

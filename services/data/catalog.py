@@ -16,5 +16,5 @@ def list_datasets(store: Any) -> pd.DataFrame:
 
 def delete_dataset(store: Any, dataset_id: str) -> None:
     with store.write() as cur:
-        cur.execute("DELETE FROM dataset_rows WHERE dataset_id = ?", [dataset_id])
+        cur.execute("DELETE FROM dataset_row_values WHERE dataset_id = ?", [dataset_id])
         cur.execute("DELETE FROM datasets WHERE dataset_id = ?", [dataset_id])

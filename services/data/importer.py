@@ -1,34 +1,43 @@
 """Import external datasets (CSV, JSONL, Parquet, Hugging Face folders) as texts with attributes.
 
-A dataset row is a text with attributes, like a sample is a text with its condition: rows go to
-``dataset_rows(dataset_id, row_idx, row_key, text, attributes MAP)`` (migration m004), so the map,
-metrics and filters take either. An import is one write transaction: the valid rows land, the
-failing rows (bad encoding, ragged CSV rows, invalid JSON lines, missing text) are counted and
+A dataset row is a text with attributes, like a sample is a text with its condition. Rows go to
+``dataset_row_values(dataset_id, row_idx, text, attribute_values)`` (migration m009): the values
+follow the dataset's ``attribute_columns``, which are stored once, and the ``dataset_rows`` view
+rebuilds each row's ``attributes`` MAP. An import is one write transaction: the valid rows land,
+the failing rows (bad encoding, ragged CSV rows, invalid JSON lines, missing text) are counted and
 listed with their line numbers, and nothing is half-written if anything else goes wrong.
 
-Speed and memory: JSONL and CSV are parsed by DuckDB itself (``read_json``/``read_csv``) in one
-streaming statement straight into ``dataset_rows`` (no staging table, so memory stays bounded at a
-million rows), which needs the file inside the store's allowed directories, so files elsewhere are
-staged under ``store.work_dir``. Bad lines do not stop that pass: DuckDB skips them (``ignore_errors``)
-and the few failing lines are then named by a Python scan that parses only those lines. A JSONL file
-DuckDB cannot read at all is re-read line by line in Python. Parquet and Hugging Face layouts stream
-through pyarrow in chunks.
+``row_idx`` is a row's place among the records read from the file (0-based: JSONL's non-blank
+lines, the CSV rows DuckDB can parse, Parquet's rows), so a failed record leaves its number
+unused: deleting or renumbering rows inside the import's transaction cost more than the rest of
+the import (bench/import_jsonl.py). DuckDB's statement skips a record without text and counts it
+with a temporary sequence; the unused numbers then name the failed records.
+
+Speed, memory and progress: JSONL and CSV are parsed by DuckDB itself (``read_json``/``read_csv``)
+in one streaming statement straight into the table, within the database's memory limit
+(``STUDIO_DB_MEMORY_LIMIT``). The statement runs on the store's progress cursor in a worker thread
+while the calling thread reports DuckDB's ``query_progress()`` (so a Streamlit page's bar moves,
+and a page rerun interrupts the statement and rolls it all back). The file must be inside the
+store's allowed directories, so files elsewhere are staged under ``store.work_dir``. Bad lines do
+not stop that pass: DuckDB skips them (``ignore_errors``) and the few failing lines are then named
+by a scan that parses only those lines. A JSONL file DuckDB cannot read at all is re-read line by
+line in Python. Parquet and Hugging Face layouts stream through pyarrow in chunks.
 """
 
 from __future__ import annotations
 
-import bisect
 import contextlib
-import itertools
 import json
+import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -47,6 +56,7 @@ from services.data.readers import (
     SourcePreview,
     check_not_empty,
     class_labels,
+    csv_source,
     detect_format,
     hf_shards,
     preview_source,
@@ -54,7 +64,8 @@ from services.data.readers import (
     shard_rows,
     shard_schema,
 )
-from services.data.staging import stage_upload, staged_copy, uploads_dir
+from services.data.scan import NewlineCounts, estimate_rows, record_lines
+from services.data.staging import stage_upload, staged_copy
 
 # -- import ----------------------------------------------------------------------------------
 
@@ -88,13 +99,20 @@ def import_dataset(
     started = time.perf_counter()
     job = _Job(store, dataset_id, name, source or str(p), purpose, text_column, attrs,
                progress or (lambda done, total: None), max(1, chunk_rows))
-    if fmt == "jsonl":
-        n_rows, errors, n_failed = _import_jsonl(job, p)
-    elif fmt == "csv":
-        n_rows, errors, n_failed = _import_csv(job, p)
-    else:
-        shards = hf_shards(p) if fmt == "hf" else [Shard(p, "parquet", None)]
-        n_rows, errors, n_failed = _import_arrow(job, shards)
+    try:
+        if fmt == "jsonl":
+            n_rows, errors, n_failed = _import_jsonl(job, p)
+        elif fmt == "csv":
+            n_rows, errors, n_failed = _import_csv(job, p)
+        else:
+            shards = hf_shards(p) if fmt == "hf" else [Shard(p, "parquet", None)]
+            n_rows, errors, n_failed = _import_arrow(job, shards)
+    except duckdb.OutOfMemoryException as exc:
+        limit = store.scalar("SELECT current_setting('memory_limit')")
+        raise DatasetImportError(
+            f"Importing {p.name} needs more memory than the database may use ({limit}, set by STUDIO_DB_MEMORY_LIMIT="
+            f"{settings.get('STUDIO_DB_MEMORY_LIMIT')}). Nothing was imported: raise STUDIO_DB_MEMORY_LIMIT (a million short rows import"
+            f" within 128MB) and import again. DuckDB said: {str(exc).split(chr(10))[0]}") from None
     return ImportReport(dataset_id, name, n_rows, n_failed, errors[:MAX_ERRORS_LISTED], time.perf_counter() - started)
 
 
@@ -126,11 +144,9 @@ def _finish(cur: duckdb.DuckDBPyConnection, job: _Job, n_rows: int, errors: list
     )
 
 
-def _map_sql(keys: Sequence[str], values: Sequence[str]) -> str:
-    # The MAP {k: v} literal form measured about twice as fast as MAP([keys], [values]) here.
-    if not keys:
-        return "MAP {}::MAP(VARCHAR, VARCHAR)"
-    return "MAP {" + ", ".join(f"{quote_literal(k)}: CAST({v} AS VARCHAR)" for k, v in zip(keys, values, strict=True)) + "}"
+def _values_sql(exprs: Sequence[str]) -> str:
+    """The attribute values of a row as one VARCHAR[], in the order of the dataset's attribute_columns."""
+    return "[" + ", ".join(f"CAST({e} AS VARCHAR)" for e in exprs) + "]::VARCHAR[]"
 
 
 def _missing_columns(wanted: Sequence[str], present: Sequence[str], where: str) -> None:
@@ -141,6 +157,80 @@ def _missing_columns(wanted: Sequence[str], present: Sequence[str], where: str) 
         )
 
 
+@contextlib.contextmanager
+def _skip_counter(cur: duckdb.DuckDBPyConnection) -> Iterator[tuple[Callable[[str], str], Callable[[], int]]]:
+    """A filter that leaves out the records whose text is NULL and counts them as it goes (a
+    temporary sequence, drawn only for those records: CASE evaluates its THEN only where WHEN
+    holds), and the count once the statement has run. No scan of the rows afterwards."""
+    seq = "import_skipped_" + uuid.uuid4().hex[:8]
+    cur.execute(f"CREATE TEMP SEQUENCE {seq} START WITH 0 MINVALUE 0")
+    cur.execute(f"SELECT nextval('{seq}')").fetchall()  # currval needs one draw: 0
+    try:
+        yield (lambda text: f"CASE WHEN {text} IS NULL THEN nextval('{seq}') < 0 ELSE true END",
+               lambda: int(cur.execute(f"SELECT currval('{seq}')").fetchall()[0][0]))
+    finally:
+        with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops it
+            cur.execute(f"DROP SEQUENCE {seq}")
+
+
+def _unused_numbers(cur: duckdb.DuckDBPyConnection, job: _Job, n_records: int, n_skipped: int) -> list[int]:
+    """The first (ascending) numbers in 0..n_records-1 that no row of this import holds: the
+    records that were left out."""
+    if not n_skipped:
+        return []
+    held = cur.execute("SELECT row_idx FROM dataset_row_values WHERE dataset_id = ?", [job.dataset_id]).fetchnumpy()["row_idx"]
+    present = np.zeros(n_records, dtype=bool)
+    present[np.asarray(held, dtype=np.int64)] = True
+    return np.flatnonzero(~present)[:MAX_ERRORS_LISTED].tolist()
+
+
+# How often the calling thread reads the running statement's progress.
+POLL_S = 0.25
+
+
+def _execute_with_progress(job: _Job, cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
+                           total: int | None, meanwhile: Callable[[], bool] | None = None) -> list[tuple]:
+    """Run one statement on the store's progress cursor in a worker thread, and report its progress
+    from this thread, as rows done of about ``total`` (DuckDB tells a percentage, not rows).
+
+    The callback runs here, not in the worker, so a Streamlit page may draw from it; if it raises
+    (a page rerun stops the script that way), the statement is interrupted and the error raised
+    for the caller's transaction to roll back. ``meanwhile`` is called between polls, for short
+    steps of other work, until it returns False."""
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["rows"] = cur.execute(sql, params).fetchall()
+        except BaseException as exc:  # handed to the calling thread
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="studio-import", daemon=True)
+    worker.start()
+    try:
+        last, polled = -1, time.monotonic()
+        while True:
+            if meanwhile is None or not meanwhile():
+                meanwhile = None
+                worker.join(POLL_S)
+            if not worker.is_alive():
+                break
+            if time.monotonic() - polled < POLL_S:
+                continue
+            polled = time.monotonic()
+            pct = cur.query_progress()
+            if total and 0 < pct < 100 and int(pct) != last:
+                last = int(pct)
+                job.progress(int(total * pct / 100), total)
+    except BaseException:
+        cur.interrupt()
+        worker.join()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["rows"]
+
+
 # -- JSONL -----------------------------------------------------------------------------------
 
 def _import_jsonl(job: _Job, path: Path) -> tuple[int, list[RowError], int]:
@@ -149,6 +239,8 @@ def _import_jsonl(job: _Job, path: Path) -> tuple[int, list[RowError], int]:
     with staged_copy(job.store, path) as staged:
         try:
             return _import_jsonl_fast(job, staged, path)
+        except duckdb.OutOfMemoryException:
+            raise  # not a file DuckDB cannot read: said as such by import_dataset
         except duckdb.Error:
             pass  # DuckDB cannot read it even skipping bad lines: re-read line by line in Python
     return _import_jsonl_lines(job, path)
@@ -168,95 +260,35 @@ def _jsonl_keys(path: Path, n: int = 200) -> list[str]:
 
 
 def _import_jsonl_fast(job: _Job, staged: Path, original: Path) -> tuple[int, list[RowError], int]:
-    """One streaming DuckDB pass; failing lines are found afterwards and named by a Python scan.
+    """One streaming DuckDB pass; failing lines are found afterwards and named by a scan.
 
     ``ignore_errors`` turns a line DuckDB cannot parse into a row of NULLs (blank lines are skipped,
-    as the line-by-line path skips them), so every row whose text is NULL is a failing line: those
-    rows are deleted and the valid rows renumbered, inside the same transaction, and only then is
-    the file re-read in Python, for those lines alone, to say why each one fails.
+    as the line-by-line path skips them), so every record whose text is NULL is a failing line: it
+    is left out and counted, and only those lines are re-read, to say why each one fails.
     """
     cols = [job.text_column, *job.attrs]
     spec = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in cols) + "}"
     text = quote_ident(job.text_column)
-    attrs = _map_sql(job.attrs, [quote_ident(a) for a in job.attrs])
-    total_bytes = staged.stat().st_size
-    job.progress(0, None)
-    with job.store.write() as cur:
-        n_all = done_bytes = 0
-        for piece, size in _pieces(job.store, staged):
-            (n,) = cur.execute(
-                f"INSERT INTO dataset_rows SELECT ?, (? + ordinality - 1)::INTEGER AS i, ? || i, {text}, {attrs}"
-                f" FROM read_json(?, format = 'newline_delimited', columns = {spec}, ignore_errors = true) WITH ORDINALITY",
-                [job.dataset_id, n_all, job.dataset_id + ":", str(piece)],
-            ).fetchone()
-            n_all, done_bytes = n_all + n, done_bytes + size
-            if done_bytes < total_bytes:
-                job.progress(n_all, int(n_all * total_bytes / max(done_bytes, 1)))  # total: estimated from bytes
-        bad = _drop_rows_without_text(cur, job)
-        errors = _jsonl_reasons(original, job, [i + 1 for i in bad]) if bad else []
-        n_rows = n_all - len(bad)
-        _finish(cur, job, n_rows, errors, len(bad))
+    values = _values_sql([quote_ident(a) for a in job.attrs])
+    total = estimate_rows(staged)
+    job.progress(0, total)
+    # Lines are counted while DuckDB reads (the thread would only wait): naming failed lines
+    # then costs almost nothing more, and a clean file a little CPU beside DuckDB's.
+    newlines = NewlineCounts(original)
+    with job.store.write(progress=True) as cur, _skip_counter(cur) as (keep, skipped):
+        ((n_rows,),) = _execute_with_progress(
+            job, cur,
+            f"INSERT INTO dataset_row_values SELECT ?, (ordinality - 1)::INTEGER, {text}, {values}"
+            f" FROM read_json(?, format = 'newline_delimited', columns = {spec}, ignore_errors = true) WITH ORDINALITY"
+            f" WHERE {keep(text)}",
+            [job.dataset_id, str(staged)], total, meanwhile=newlines.step)
+        n_bad = skipped()
+        bad = _unused_numbers(cur, job, n_rows + n_bad, n_bad)
+        errors = [RowError(line, _jsonl_reason(raw, job.text_column))
+                  for line, raw in record_lines(original, [i + 1 for i in bad], n_rows + n_bad, counts=newlines)]
+        _finish(cur, job, n_rows, errors, n_bad)
         job.progress(n_rows, n_rows)  # inside the transaction: a callback that raises leaves nothing
-    return n_rows, errors, len(bad)
-
-
-# A JSONL file above this size is read in pieces of about this size, cut at line ends: one
-# statement per piece, so the page's progress bar moves (DuckDB reports no progress to a cursor
-# whose configuration is locked) and each statement's memory stays bounded. Copying the pieces
-# cost about 5 % of the import at 10^6 rows (bench/import_jsonl.py).
-PIECE_BYTES = 64 << 20
-
-
-def _pieces(store: Any, path: Path, piece_bytes: int | None = None) -> Iterator[tuple[Path, int]]:
-    """The file itself if small, else temporary pieces of it (complete lines), each removed after use."""
-    piece_bytes = piece_bytes or PIECE_BYTES
-    size = path.stat().st_size
-    if size <= piece_bytes * 1.5:
-        yield path, size
-        return
-    with open(path, "rb") as f:
-        tail = b""
-        while True:
-            block = f.read(piece_bytes)
-            data = tail + block
-            if not block:
-                if not data:
-                    return
-                cut = len(data)
-            else:
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:  # one line longer than a piece: read on to its end
-                    tail = data
-                    continue
-            piece = uploads_dir(store) / f"piece-{uuid.uuid4().hex[:8]}.jsonl"
-            piece.write_bytes(data[:cut])
-            tail = data[cut:]
-            try:
-                yield piece, cut
-            finally:
-                piece.unlink(missing_ok=True)
-            if not block:
-                return
-
-
-def _drop_rows_without_text(cur: duckdb.DuckDBPyConnection, job: _Job) -> list[int]:
-    """Delete this import's rows whose text is NULL and renumber the rest 0..n-1; returns the
-    deleted rows' former row_idx (their order in the file), ascending."""
-    bad = [i for (i,) in cur.execute(
-        "SELECT row_idx FROM dataset_rows WHERE dataset_id = ? AND text IS NULL ORDER BY row_idx",
-        [job.dataset_id]).fetchall()]
-    if not bad:
-        return bad
-    cur.execute("DELETE FROM dataset_rows WHERE dataset_id = ? AND text IS NULL", [job.dataset_id])
-    # Only rows after the first failing one move; an UPDATE joined on a numbering of the survivors.
-    cur.execute(
-        "UPDATE dataset_rows AS d SET row_idx = r.i, row_key = ? || r.i"
-        " FROM (SELECT row_idx AS old, (row_number() OVER (ORDER BY row_idx) - 1 + ?)::INTEGER AS i"
-        "       FROM dataset_rows WHERE dataset_id = ? AND row_idx > ?) AS r"
-        " WHERE d.dataset_id = ? AND d.row_idx = r.old",
-        [job.dataset_id + ":", bad[0], job.dataset_id, bad[0], job.dataset_id],
-    )
-    return bad
+    return n_rows, errors, n_bad
 
 
 def _jsonl_reason(raw: bytes, text_column: str) -> str:
@@ -276,33 +308,6 @@ def _jsonl_reason(raw: bytes, text_column: str) -> str:
     return "DuckDB could not read this line (too long, or a value it cannot read as text)"
 
 
-def _jsonl_reasons(path: Path, job: _Job, records: list[int]) -> list[RowError]:
-    """Line numbers and reasons of the given non-blank records (1-based, ascending), the first
-    ones listed. Reads the file in blocks; blank lines are told apart by C-level map/accumulate,
-    not a Python loop per line, and only the listed lines are parsed."""
-    wanted = records[:MAX_ERRORS_LISTED]
-    out: list[RowError] = []
-    ti = record = line_base = 0
-    tail = b""
-    with open(path, "rb") as f:
-        while ti < len(wanted):
-            block = f.read(1 << 24)
-            if block:
-                lines = (tail + block).split(b"\n")
-                tail = lines.pop()
-            else:
-                lines, tail = ([tail] if tail else []), b""
-            if not lines:
-                break
-            upto = list(itertools.accumulate(map(bool, map(bytes.strip, lines)), initial=record))[1:]
-            while ti < len(wanted) and wanted[ti] <= upto[-1]:
-                j = bisect.bisect_left(upto, wanted[ti])
-                out.append(RowError(line_base + j + 1, _jsonl_reason(lines[j], job.text_column)))
-                ti += 1
-            record, line_base = upto[-1], line_base + len(lines)
-    return out
-
-
 def _as_text(value: Any) -> str | None:
     if value is None:
         return None
@@ -312,10 +317,13 @@ def _as_text(value: Any) -> str | None:
 
 
 def _import_jsonl_lines(job: _Job, path: Path) -> tuple[int, list[RowError], int]:
-    """Line by line: every failing line is counted and (the first ones) listed with its number."""
+    """Line by line: every failing line is counted and (the first ones) listed with its number;
+    rows are numbered by their record, as in the fast path."""
     errors: list[RowError] = []
     n_failed = 0
     n_rows = 0
+    record = -1
+    numbers: list[int] = []
     texts: list[str] = []
     values: list[list[str | None]] = [[] for _ in job.attrs]
     total = path.stat().st_size
@@ -333,46 +341,45 @@ def _import_jsonl_lines(job: _Job, path: Path) -> tuple[int, list[RowError], int
                 done_bytes += len(raw)
                 if not raw.strip():
                     continue
+                record += 1
                 try:
                     obj = json.loads(raw.decode("utf-8"))
                 except UnicodeDecodeError as exc:
                     fail(line_no, f"not valid UTF-8 (byte {exc.start + 1}): wrong encoding?")
-                    continue
                 except ValueError as exc:
                     fail(line_no, f"invalid JSON: {getattr(exc, 'msg', str(exc))} (column {getattr(exc, 'colno', '?')})")
-                    continue
-                if not isinstance(obj, dict):
-                    fail(line_no, f"not a JSON object (a {type(obj).__name__})")
-                    continue
-                if job.text_column not in obj:
-                    fail(line_no, f"missing column '{job.text_column}'")
-                    continue
-                if obj[job.text_column] is None:
-                    fail(line_no, f"no text ('{job.text_column}' is null)")
-                    continue
-                texts.append(_as_text(obj[job.text_column]))
-                for vals, a in zip(values, job.attrs, strict=True):
-                    vals.append(_as_text(obj.get(a)))
+                else:
+                    if not isinstance(obj, dict):
+                        fail(line_no, f"not a JSON object (a {type(obj).__name__})")
+                    elif job.text_column not in obj:
+                        fail(line_no, f"missing column '{job.text_column}'")
+                    elif obj[job.text_column] is None:
+                        fail(line_no, f"no text ('{job.text_column}' is null)")
+                    else:
+                        numbers.append(record)
+                        texts.append(_as_text(obj[job.text_column]))
+                        for vals, a in zip(values, job.attrs, strict=True):
+                            vals.append(_as_text(obj.get(a)))
                 if len(texts) >= job.chunk_rows:
-                    n_rows = _insert_columns(cur, job, n_rows, texts, values)
-                    texts, values = [], [[] for _ in job.attrs]
+                    n_rows = _insert_columns(cur, job, n_rows, numbers, texts, values)
+                    numbers, texts, values = [], [], [[] for _ in job.attrs]
                     job.progress(n_rows, None if not total else int(n_rows * total / max(done_bytes, 1)))
         if texts:
-            n_rows = _insert_columns(cur, job, n_rows, texts, values)
+            n_rows = _insert_columns(cur, job, n_rows, numbers, texts, values)
         _finish(cur, job, n_rows, errors, n_failed)
-    job.progress(n_rows, n_rows)
+        job.progress(n_rows, n_rows)
     return n_rows, errors, n_failed
 
 
-def _insert_columns(cur: duckdb.DuckDBPyConnection, job: _Job, offset: int, texts: list[str],
+def _insert_columns(cur: duckdb.DuckDBPyConnection, job: _Job, n_rows: int, numbers: list[int], texts: list[str],
                     values: list[list[str | None]]) -> int:
     table = pa.table({
-        "row_idx": pa.array(range(offset, offset + len(texts)), pa.int32()),
+        "row_idx": pa.array(numbers, pa.int32()),
         "text": pa.array(texts, pa.string()),
         **{f"a{i}": pa.array(v, pa.string()) for i, v in enumerate(values)},
     })
     _insert_arrow(cur, job, table)
-    return offset + len(texts)
+    return n_rows + len(texts)
 
 
 def _insert_arrow(cur: duckdb.DuckDBPyConnection, job: _Job, table: pa.Table) -> None:
@@ -380,11 +387,9 @@ def _insert_arrow(cur: duckdb.DuckDBPyConnection, job: _Job, table: pa.Table) ->
     view = "import_chunk_" + uuid.uuid4().hex[:8]
     cur.register(view, table)
     try:
-        attrs = _map_sql(job.attrs, [f"a{i}" for i in range(len(job.attrs))])
-        cur.execute(
-            f"INSERT INTO dataset_rows SELECT ?, row_idx, ? || row_idx, CAST(text AS VARCHAR), {attrs} FROM {view}",
-            [job.dataset_id, job.dataset_id + ":"],
-        )
+        values = _values_sql([f"a{i}" for i in range(len(job.attrs))])
+        cur.execute(f"INSERT INTO dataset_row_values SELECT ?, row_idx, CAST(text AS VARCHAR), {values} FROM {view}",
+                    [job.dataset_id])
     finally:
         cur.unregister(view)
 
@@ -392,38 +397,45 @@ def _insert_arrow(cur: duckdb.DuckDBPyConnection, job: _Job, table: pa.Table) ->
 # -- CSV -------------------------------------------------------------------------------------
 
 def _import_csv(job: _Job, path: Path) -> tuple[int, list[RowError], int]:
-    """One streaming pass straight into dataset_rows (no staging table, so memory stays bounded):
-    ragged and badly encoded lines are skipped by DuckDB and listed from ``reject_errors``; rows
-    with an empty text land as NULL, are deleted and the rest renumbered, in the same transaction."""
-    with staged_copy(job.store, path) as staged, job.store.write() as cur:
-        source = "read_csv(?, header = true, all_varchar = true, ignore_errors = true, store_rejects = true)"
-        header = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {source}", [str(staged)]).fetchall()]
+    """One streaming pass straight into the table, with progress: ragged and badly encoded lines
+    are skipped by DuckDB and listed from ``reject_errors``; a row with an empty text is left out,
+    counted, and listed by its line."""
+    with staged_copy(job.store, path) as staged:
+        with contextlib.closing(job.store.fresh_cursor()) as sniff:
+            source, header = csv_source(sniff, staged, path.name)
         _missing_columns([job.text_column, *job.attrs], header, path.name)
-        job.progress(0, None)
+        return _import_csv_rows(job, path, staged, source[:-1] + ", store_rejects = true)")
+
+
+def _import_csv_rows(job: _Job, path: Path, staged: Path, source: str) -> tuple[int, list[RowError], int]:
+    with job.store.write(progress=True) as cur, _skip_counter(cur) as (keep, skipped):
+        total = estimate_rows(staged, header=True)
+        job.progress(0, total)
         text = quote_ident(job.text_column)
-        attrs = _map_sql(job.attrs, [quote_ident(a) for a in job.attrs])
+        values = _values_sql([quote_ident(a) for a in job.attrs])
         try:
-            (n_all,) = cur.execute(
-                f"INSERT INTO dataset_rows SELECT ?, (ordinality - 1)::INTEGER AS i, ? || i, {text}, {attrs}"
-                f" FROM {source} WITH ORDINALITY",
-                [job.dataset_id, job.dataset_id + ":", str(staged)],
-            ).fetchone()
+            ((n_rows,),) = _execute_with_progress(
+                job, cur,
+                f"INSERT INTO dataset_row_values SELECT ?, (ordinality - 1)::INTEGER, {text}, {values}"
+                f" FROM {source} WITH ORDINALITY WHERE {keep(text)}",
+                [job.dataset_id, str(staged)], total)
             rejected = cur.execute(
                 "SELECT line, string_agg(error_type || ': ' || error_message, '; ') FROM reject_errors"
                 " GROUP BY line ORDER BY line"
             ).fetchall()
         finally:
-            cur.execute("DROP TABLE IF EXISTS reject_errors")
-            cur.execute("DROP TABLE IF EXISTS reject_scans")
-        empty_recs = [i + 1 for i in _drop_rows_without_text(cur, job)]
+            with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops them
+                cur.execute("DROP TABLE IF EXISTS reject_errors")
+                cur.execute("DROP TABLE IF EXISTS reject_scans")
+        n_empty = skipped()
+        empty = _unused_numbers(cur, job, n_rows + n_empty, n_empty)
         errors = [RowError(int(line), _csv_reason(msg)) for line, msg in rejected]
         errors += [RowError(line, f"no text (empty '{job.text_column}')")
-                   for line in _csv_lines_of(empty_recs, [e.line for e in errors])]
+                   for line in _csv_lines_of([i + 1 for i in empty], [e.line for e in errors])]
         errors.sort(key=lambda e: e.line)
-        n_rows = n_all - len(empty_recs)
-        _finish(cur, job, n_rows, errors, len(errors))
+        _finish(cur, job, n_rows, errors, len(rejected) + n_empty)
         job.progress(n_rows, n_rows)
-    return n_rows, errors, len(errors)
+    return n_rows, errors, len(rejected) + n_empty
 
 
 def _csv_reason(message: str) -> str:
@@ -459,6 +471,8 @@ def _csv_lines_of(valid_recs: list[int], rejected_lines: list[int]) -> list[int]
 # -- Parquet and Hugging Face ------------------------------------------------------------------
 
 def _import_arrow(job: _Job, shards: list[Shard]) -> tuple[int, list[RowError], int]:
+    """pyarrow batches of each shard, with progress per batch; a row without text is left out
+    (listed by its row number), and the others keep their row number in the files."""
     schema = shard_schema(shards[0])
     with_split = any(s.split for s in shards)
     present = list(schema.names) + ([SPLIT_ATTRIBUTE] if with_split else [])
@@ -466,7 +480,7 @@ def _import_arrow(job: _Job, shards: list[Shard]) -> tuple[int, list[RowError], 
     totals = [shard_rows(s) for s in shards]
     total = sum(totals) if all(t is not None for t in totals) else None
     errors: list[RowError] = []
-    n_failed = n_rows = seen = 0
+    n_failed = seen = 0
     with job.store.write() as cur:
         job.progress(0, total)
         for shard in shards:
@@ -484,23 +498,22 @@ def _import_arrow(job: _Job, shards: list[Shard]) -> tuple[int, list[RowError], 
                     cols[c] = col
                 if with_split:
                     cols[SPLIT_ATTRIBUTE] = pa.array([shard.split] * batch.num_rows, pa.string())
-                valid = pc.is_valid(cols[job.text_column])
-                if not pc.all(valid).as_py():
-                    bad = [i for i, ok in enumerate(valid.to_pylist()) if not ok]
-                    n_failed += len(bad)
-                    errors += [RowError(seen + i + 1, f"no text ('{job.text_column}' is null)")
-                               for i in bad[: max(0, MAX_ERRORS_LISTED - len(errors))]]
-                    cols = {k: pc.filter(v, valid) for k, v in cols.items()}
-                n = len(cols[job.text_column])
                 table = pa.table({
-                    "row_idx": pa.array(range(n_rows, n_rows + n), pa.int32()),
+                    "row_idx": pa.array(range(seen, seen + batch.num_rows), pa.int32()),
                     "text": cols[job.text_column],
                     **{f"a{i}": cols[a] for i, a in enumerate(job.attrs)},
                 })
+                nulls = cols[job.text_column].null_count
+                if nulls:
+                    bad = pc.indices_nonzero(pc.is_null(cols[job.text_column])).to_pylist()
+                    n_failed += nulls
+                    errors += [RowError(seen + i + 1, f"no text ('{job.text_column}' is null)")
+                               for i in bad[: max(0, MAX_ERRORS_LISTED - len(errors))]]
+                    table = table.filter(pc.is_valid(table["text"]))
                 _insert_arrow(cur, job, table)
-                n_rows += n
                 seen += batch.num_rows
-                job.progress(seen, total)
+                job.progress(seen, total)  # rows read, of the rows the files hold
+        n_rows = seen - n_failed
         _finish(cur, job, n_rows, errors, n_failed)
     return n_rows, errors, n_failed
 

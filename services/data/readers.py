@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -215,7 +216,27 @@ def preview_source(store: Any, path: str | Path, fmt: str | None = None, n: int 
             raise DatasetImportError(f"No JSON object found in the first lines of {p.name}: is it JSON Lines?")
         return SourcePreview(fmt, keys, pd.DataFrame.from_records(records, columns=keys))
     with staged_copy(store, p) as staged, contextlib.closing(store.fresh_cursor()) as cur:
-        df = cur.execute(
-            "SELECT * FROM read_csv(?, header = true, all_varchar = true, ignore_errors = true) LIMIT ?", [str(staged), n]
-        ).df()
+        source, _ = csv_source(cur, staged, p.name)
+        df = cur.execute(f"SELECT * FROM {source} LIMIT ?", [str(staged), n]).df()
     return SourcePreview(fmt, [str(c) for c in df.columns], df)
+
+
+CSV_OPTIONS = "header = true, all_varchar = true, ignore_errors = true"
+
+
+def csv_source(cur: Any, staged: Path, name: str) -> tuple[str, list[str]]:
+    """The ``read_csv(?, ...)`` call that reads this file, and its header.
+
+    DuckDB's dialect sniffer gives up on a file with a ragged row among its first rows; such a
+    file is read with ``strict_mode = false``, which still rejects the ragged rows themselves.
+    Files that read strictly are read as before. Run outside a transaction: a failed sniff aborts it."""
+    error = ""
+    for extra in ("", ", strict_mode = false"):
+        source = f"read_csv(?, {CSV_OPTIONS}{extra})"
+        try:
+            header = [r[0] for r in cur.execute(f"DESCRIBE SELECT * FROM {source}", [str(staged)]).fetchall()]
+        except duckdb.InvalidInputException as exc:
+            error = str(exc).split("\n")[0]
+            continue
+        return source, header
+    raise DatasetImportError(f"DuckDB cannot read {name} as CSV: {error}")

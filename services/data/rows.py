@@ -16,19 +16,21 @@ class DatasetNotFound(StudioError, LookupError):
 def annotation_rows(store: Any, name: str, limit: int | None = None) -> list[dict[str, str]]:
     """The rows of the newest dataset called ``name``, in import order: each row's text as ``text``
     and under its column's own name, and its attributes (a value that is missing is left out)."""
-    found = store.query("SELECT dataset_id, text_column FROM datasets WHERE name = ? ORDER BY created_at DESC LIMIT 1", [name])
+    found = store.query("SELECT dataset_id, text_column, attribute_columns FROM datasets WHERE name = ?"
+                        " ORDER BY created_at DESC LIMIT 1", [name])
     if not found:
         names = [r[0] for r in store.query("SELECT DISTINCT name FROM datasets ORDER BY name")]
         raise DatasetNotFound(f"no dataset is called '{name}' (imported: {', '.join(names) or 'none'})")
-    dataset_id, text_column = found[0]
-    sql = "SELECT text, attributes FROM dataset_rows WHERE dataset_id = ? ORDER BY row_idx"
+    dataset_id, text_column, keys = found[0]
+    # The values follow the dataset's attribute columns.
+    sql = "SELECT text, attribute_values FROM dataset_row_values WHERE dataset_id = ? ORDER BY row_idx"
     params: list[Any] = [dataset_id]
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
     out = []
-    for text, attrs in store.query(sql, params):
-        row = {k: v for k, v in dict(attrs).items() if v is not None}
+    for text, values in store.query(sql, params):
+        row = {k: v for k, v in zip(keys, values, strict=True) if v is not None}
         if text is not None:
             row["text"] = text
             row.setdefault(text_column, text)

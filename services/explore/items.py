@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
+from services.core.sql_text import quote_ident
 from services.core.store import Store
 
 BASE_COLUMNS = ("id", "text", "source", "run_id")
@@ -168,16 +169,23 @@ def load_runs(store: Store, run_ids: Sequence[str]) -> ItemSet:
 
 
 def load_dataset(store: Store, dataset_id: str) -> ItemSet:
-    """Rows of an imported dataset; ids are ``<dataset_id>:<row_idx>`` (unique across datasets)."""
-    rows = store.query(
-        """SELECT d.dataset_id || ':' || d.row_idx, d.text, d.attributes, NULL, 'dataset:' || coalesce(ds.name, d.dataset_id)
-           FROM dataset_rows d LEFT JOIN datasets ds ON ds.dataset_id = d.dataset_id
-           WHERE d.dataset_id = ? ORDER BY d.row_idx""",
-        [dataset_id],
+    """Rows of an imported dataset; ids are ``<dataset_id>:<row_idx>`` (unique across datasets).
+
+    One column per attribute, straight from the stored list of values (no Python step per row:
+    a million rows load in seconds); a row without a value for it has ``NONE`` there."""
+    found = store.query("SELECT name, attribute_columns FROM datasets WHERE dataset_id = ?", [dataset_id])
+    name, keys = (found[0][0] or dataset_id, list(found[0][1])) if found else (dataset_id, [])
+    dims = [_attr_column(str(k)) for k in keys]
+    values = "".join(f", coalesce(attribute_values[{i + 1}], $none) AS {quote_ident(d)}" for i, d in enumerate(dims))
+    frame = store.query_df(
+        f"SELECT dataset_id || ':' || row_idx AS id, coalesce(text, '') AS text, $source AS source, NULL::VARCHAR AS run_id{values}"
+        " FROM dataset_row_values WHERE dataset_id = $dataset ORDER BY row_idx",
+        {"source": "dataset:" + name, "dataset": dataset_id, **({"none": NONE} if dims else {})},
     )
-    items = _frame(rows)
-    items.label = dataset_id
-    return items
+    frame = frame.astype({c: "str" for c in frame.columns if c != "run_id"})  # as _frame makes them
+    frame["run_id"] = pd.Series([None] * len(frame), dtype=object)
+    names = {d: str(k) for d, k in zip(dims, keys, strict=True) if d != str(k)}
+    return ItemSet(frame=frame, dimensions=dims, names=names, selected=len(frame), label=dataset_id)
 
 
 def combine(*sets: ItemSet) -> ItemSet:

@@ -6,7 +6,9 @@
 - ``samples_columns``: one row per sample (run, item, sample index) with one SQL column per
   column of its recipe and one per field of a structured column (judge: ``score``, ``rationale``;
   a field two columns share is prefixed with its column's name), typed from the values held.
-- ``dataset_rows_wide``: dataset rows with their dataset's name and one column per attribute.
+- ``dataset_rows_wide``: the columns of ``dataset_rows`` (a view, migration m009) with their
+  dataset's name and one column per attribute, read from the stored list of values by the
+  attribute's place in its dataset's ``attribute_columns``.
 - ``samples_clusters``: each map point's cluster in the newest clustering that holds it
   (only once the Explore tables exist).
 - ``samples_verdicts``: each sample's outcome under the newest filter pipeline applied to its
@@ -46,12 +48,14 @@ def _columns(store: Any, table: str) -> list[str]:
 
 
 def _pivot_columns(keys: list[str], taken: set[str], source: str, prefix: str) -> list[str]:
-    """``source['key'] AS "key"`` per key; a key that would shadow a column gets ``prefix``."""
+    """``source['key'] AS "key"`` per key; a key that would shadow a column gets ``prefix``.
+    ``source`` may hold ``{key}`` for an expression of the key itself."""
     out = []
     for key in keys:
         alias = key if key.lower() not in taken else f"{prefix}{key}"
         taken.add(alias.lower())
-        out.append(f"{source}[{quote_literal(key)}] AS {quote_ident(alias)}")
+        expr = source.format(key=quote_literal(key)) if "{key}" in source else f"{source}[{quote_literal(key)}]"
+        out.append(f"{expr} AS {quote_ident(alias)}")
     return out
 
 
@@ -137,13 +141,14 @@ def view_definitions(store: Any) -> dict[str, str]:
         views["samples_wide"] = base.replace(" FROM samples s", (", " + ", ".join(dims) if dims else "") + " FROM samples s", 1)
         if "value" in taken:  # the columns migration has run
             views["samples_columns"] = _columns_view(store)
-    if {"dataset_rows", "datasets"} <= tables:
-        row_cols = _columns(store, "dataset_rows")
-        select = [f"d.{quote_ident(c)}" for c in row_cols] + ["ds.name AS dataset_name"]
-        taken = {c.lower() for c in row_cols} | {"dataset_name"}
-        attrs = _pivot_columns(attribute_keys(store), taken, "d.attributes", "attr_")
+    if {"dataset_row_values", "datasets"} <= tables:
+        select = ["v.dataset_id", "v.row_idx", "v.dataset_id || ':' || v.row_idx AS row_key", "v.text",
+                  "map(ds.attribute_columns, v.attribute_values) AS attributes", "ds.name AS dataset_name"]
+        taken = {"dataset_id", "row_idx", "row_key", "text", "attributes", "dataset_name"}
+        attrs = _pivot_columns(attribute_keys(store), taken,
+                               "v.attribute_values[list_position(ds.attribute_columns, {key})]", "attr_")
         views["dataset_rows_wide"] = (
-            "SELECT " + ", ".join(select + attrs) + " FROM dataset_rows d LEFT JOIN datasets ds ON ds.dataset_id = d.dataset_id"
+            "SELECT " + ", ".join(select + attrs) + " FROM dataset_row_values v JOIN datasets ds ON ds.dataset_id = v.dataset_id"
         )
     if {"map_points", "clusterings"} <= tables:
         views["samples_clusters"] = (
