@@ -61,7 +61,10 @@ def test_browser_100k_map_colour_change_and_lasso_selection(big_map):
         assert "Hovers name the point's group only" in pg.inner_text("body")
         # the figure carries no texts: customdata row numbers, x and y only
         assert pg.evaluate("() => document.querySelector('.js-plotly-plot').data.every(t => !t.text)")
-        assert pg.evaluate("() => document.querySelector('.js-plotly-plot')._fullData.reduce((n, t) => n + t._length, 0)") == N
+        # every point is drawn once plotly has laid out all traces (a large figure arrives in pieces)
+        drawn = "() => document.querySelector('.js-plotly-plot')._fullData.reduce((n, t) => n + t._length, 0)"
+        pg.wait_for_function(f"({drawn})() >= {N}", timeout=60_000)
+        assert pg.evaluate(drawn) == N
 
         # colour by topic
         pg.get_by_role("combobox", name="Colour by").click()
