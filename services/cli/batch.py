@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from services.cli.common import open_store, read_recipe
 from services.core.errors import StudioError
-from services.core.store import Store, StoreLockedError
+from services.core.store import Store
 from services.generation.batch_client import BatchClient, client_for, run_config, vllm_command
 from services.generation.batch_format import PROVIDERS
 from services.generation.batch_jobs import collect_batch, refresh, submit_batch
@@ -85,16 +86,9 @@ def _submit(store: Store, args: argparse.Namespace) -> int:
     if args.recipe is not None:
         from services.generation.run_setup import CLI_HOW, prepare_run
         from services.generation.runner import RunSettings
-        from services.recipes.recipe import RecipeError
-        from services.recipes.recipe_yaml import from_yaml
 
-        try:
-            recipe = from_yaml(args.recipe.read_bytes())
-        except OSError as exc:
-            print(f"Cannot read {args.recipe}: {exc.strerror}", file=sys.stderr)
-            return 2
-        except RecipeError as exc:
-            print(f"{args.recipe}: {exc}", file=sys.stderr)
+        recipe = read_recipe(args.recipe)
+        if recipe is None:
             return 2
         cfg = run_config(provider, args.model or DEFAULT_MODEL[provider], base_url)
         run_id = prepare_run(store, recipe, cfg, RunSettings(), item_limit=args.limit, name=f"{args.recipe.stem} batch",
@@ -200,10 +194,8 @@ def _collect(store: Store, args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    try:
-        store = Store(args.db)
-    except StoreLockedError as exc:
-        print(exc, file=sys.stderr)
+    store = open_store(args.db)
+    if store is None:
         return 2
     try:
         if args.action in ("submit", "resubmit"):

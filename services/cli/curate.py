@@ -21,7 +21,8 @@ from typing import Any
 
 import yaml
 
-from services.core.store import Store, StoreLockedError
+from services.cli.common import open_store
+from services.core.store import Store
 from services.generation.presets import LOCAL, PRESETS
 
 FORMATS = ("hf", "jsonl", "csv", "parquet")
@@ -67,10 +68,8 @@ def cmd_curate(args: argparse.Namespace) -> int:
     except PipelineError as exc:
         print(f"{args.pipeline}: {exc}", file=sys.stderr)
         return 2
-    try:
-        store = Store(args.db)
-    except StoreLockedError as exc:
-        print(exc, file=sys.stderr)
+    store = open_store(args.db)
+    if store is None:
         return 2
     try:
         batch = load_batch(store, args.run)

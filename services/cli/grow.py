@@ -17,8 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
+from services.cli.common import open_store, read_recipe
 from services.core.errors import StudioError
-from services.core.store import Store, StoreLockedError
 from services.generation.presets import LOCAL, PRESETS
 
 
@@ -57,20 +57,13 @@ def cmd_grow(args: argparse.Namespace) -> int:
     from services.generation.run_setup import CLI_HOW, run_backend
     from services.generation.run_store import mark_interrupted
     from services.generation.runner import RunSettings, run_blocking
-    from services.recipes.recipe import RecipeError
-    from services.recipes.recipe_yaml import from_yaml
 
     def say(text: str) -> None:
         if not args.quiet:
             print(text, flush=True)
 
-    try:
-        recipe = from_yaml(args.recipe.read_bytes())
-    except OSError as exc:
-        print(f"Cannot read {args.recipe}: {exc.strerror}", file=sys.stderr)
-        return 2
-    except RecipeError as exc:
-        print(f"{args.recipe}: {exc}", file=sys.stderr)
+    recipe = read_recipe(args.recipe)
+    if recipe is None:
         return 2
     try:
         shares = {k: v for s in args.share for k, v in parse_shares(s).items()} or None
@@ -80,10 +73,8 @@ def cmd_grow(args: argparse.Namespace) -> int:
     except StudioError as exc:
         print(exc, file=sys.stderr)
         return 2
-    try:
-        store = Store(args.db)
-    except StoreLockedError as exc:
-        print(exc, file=sys.stderr)
+    store = open_store(args.db)
+    if store is None:
         return 2
     mark_interrupted(store)  # a round left 'running' by a killed command resumes
     key = os.environ.get(args.api_key_env) if args.api_key_env else None

@@ -18,15 +18,14 @@ import sys
 import threading
 from pathlib import Path
 
+from services.cli.common import open_store, read_recipe
 from services.core.errors import StudioError
-from services.core.store import Store, StoreLockedError
+from services.core.store import Store
 from services.generation.backends import BackendConfig
 from services.generation.connect import preset_config
 from services.generation.presets import LOCAL, PRESETS
 from services.generation.run_store import Price, get_price, get_run, mark_interrupted, progress, set_price
 from services.generation.runner import RunSettings, run_blocking
-from services.recipes.recipe import RecipeError
-from services.recipes.recipe_yaml import from_yaml
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -118,10 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from services.generation.local_server import LocalModelServer
     from services.generation.run_setup import prepare_run, resume_config, run_backend
 
-    try:
-        store = Store(args.db)
-    except StoreLockedError as exc:
-        print(exc, file=sys.stderr)
+    store = open_store(args.db)
+    if store is None:
         return 2
     mark_interrupted(store)
     if args.resume:
@@ -140,13 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.recipe is None:
             print("Give a recipe file, or --resume RUN_ID.", file=sys.stderr)
             return 2
-        try:
-            recipe = from_yaml(args.recipe.read_bytes())
-        except OSError as exc:
-            print(f"Cannot read {args.recipe}: {exc.strerror}", file=sys.stderr)
-            return 2
-        except RecipeError as exc:
-            print(f"{args.recipe}: {exc}", file=sys.stderr)
+        recipe = read_recipe(args.recipe)
+        if recipe is None:
             return 2
         m = recipe.model.model_copy(update={k: v for k, v in {
             "samples_per_item": args.samples_per_item, "temperature": args.temperature,
