@@ -66,3 +66,25 @@ def test_estimate_rows(tmp_path: Path) -> None:
     big.write_bytes(b'{"t": "0123456789"}\n' * 200_000)
     assert abs(estimate_rows(big, sample_bytes=1 << 16) - 200_000) < 200
     assert estimate_rows(tmp_path / "s.csv", sample_bytes=1) is None  # no newline in the sample
+
+
+def test_lines_at_counts_newlines_across_blocks(tmp_path: Path) -> None:
+    from services.data.scan import COUNT_BYTES, lines_at
+
+    src = tmp_path / "f.txt"
+    lines = [b"x" * (i % 97) for i in range(60_000)]
+    src.write_bytes(b"\n".join(lines) + b"\n")
+    data = src.read_bytes()
+    assert len(data) > 2 * COUNT_BYTES
+    starts = [0, *[i + 1 for i in range(len(data)) if data[i] == 10][:-1]]
+    wanted = [0, 1, 59_999, 12_345, COUNT_BYTES // 50, 40_000]  # not in order, some lines empty
+    assert lines_at(src, [starts[k] for k in wanted]) == [k + 1 for k in wanted]
+
+
+def test_csv_record_lines_follow_quoted_newlines_blank_lines_and_skipped_records(tmp_path: Path) -> None:
+    from services.data.scan import csv_record_lines
+
+    src = tmp_path / "f.csv"
+    src.write_text("a;b\n'x\ny';1\n\n2;3\nbad;bad;bad\n'it''s';4\n5;6\n")
+    assert csv_record_lines(src, (";", "'", "'"), [1, 2, 3, 4], {6}) == [2, 5, 7, 8]
+    assert csv_record_lines(src, (";", "'", ""), [3], set()) == [6]

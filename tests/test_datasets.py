@@ -14,7 +14,9 @@ from services.core.store import Store
 from services.data.catalog import delete_dataset, list_datasets
 from services.data.importer import import_dataset, import_upload, preview_upload
 from services.data.readers import DatasetImportError, preview_source
+from services.data.rows import annotation_rows
 from services.data.staging import uploads_dir
+from services.explore.items import load_dataset
 from services.sql.views import refresh_views
 
 
@@ -62,8 +64,13 @@ def test_jsonl_malformed_lines_are_listed_and_valid_rows_import(store: Store, tm
     # rows are numbered by their record in the file (blank lines are not records)
     assert [(r[0], r[2]) for r in rows(store, report.dataset_id)] == [(0, "ok1"), (6, "ok2")]
     assert rows(store, report.dataset_id)[1][3] == {"label": '{"nested":1}'}
-    assert store.scalar("SELECT count(*) FROM dataset_row_values") == 2  # the failed lines are not rows
     assert store.scalar("SELECT n_failed FROM datasets WHERE dataset_id = ?", [report.dataset_id]) == 5
+    # The failed records are stored without text, under their numbers, and every reader leaves them out.
+    assert store.query("SELECT row_idx FROM dataset_row_values WHERE text IS NULL ORDER BY 1") == [(1,), (2,), (3,), (4,), (5,)]
+    refresh_views(store)
+    assert store.scalar("SELECT count(*) FROM dataset_rows") == store.scalar("SELECT count(*) FROM dataset_rows_wide") == 2
+    assert [r["text"] for r in annotation_rows(store, "bad")] == ["ok1", "ok2"]
+    assert load_dataset(store, report.dataset_id).frame["text"].tolist() == ["ok1", "ok2"]
 
 
 def test_csv_ragged_rows_bad_encoding_and_empty_text(store: Store, tmp_path: Path) -> None:
@@ -399,3 +406,48 @@ def test_csv_that_duckdb_cannot_sniff_strictly_is_read_leniently(store: Store, t
     assert report.errors[0].line == 4 and "ragged" in report.errors[0].reason
     assert [r[2] for r in rows(store, report.dataset_id)] == [f"text number {i} with words" for i in range(6)]
 
+
+
+@pytest.mark.parametrize("fmt,n", [("jsonl", 700_000), ("csv", 500_000)])
+def test_records_keep_their_numbers_when_duckdb_reads_the_file_on_several_threads(store: Store, tmp_path: Path,
+                                                                                   fmt: str, n: int) -> None:
+    # A file large enough that DuckDB splits it between threads (shown first: read without
+    # preserving order, its rows come back shuffled); each row is still numbered by its record.
+    import duckdb
+
+    src = tmp_path / f"wide.{fmt}"
+    bad = {n // 3, n // 2 + 1, n - 7}
+    if fmt == "csv":
+        src.write_text("text,k\n" + "".join(("" if i in bad else f"row {i} with a few more words in it") + f",{i % 4}\n"
+                                            for i in range(n)))
+        reader = f"read_csv('{src}')"
+    else:
+        src.write_text("".join(('{"text": oops}' if i in bad else json.dumps({"text": f"row {i} with a few more words in it",
+                                                                               "k": i % 4})) + "\n" for i in range(n)))
+        reader = f"read_json('{src}', ignore_errors = true)"
+    plain = duckdb.connect()
+    plain.execute("SET preserve_insertion_order = false")
+    plain.execute(f"CREATE TABLE t AS SELECT text FROM {reader}")
+    shuffled = plain.execute("SELECT count(*) FROM (SELECT text, rowid - min(rowid) OVER () AS pos FROM t)"
+                             " WHERE text <> 'row ' || pos || ' with a few more words in it'").fetchone()[0]
+    plain.close()
+    assert shuffled > 0, "the file was read on one thread: make it larger"
+    report = import_dataset(store, src, text_column="text", attribute_columns=["k"])
+    assert (report.n_rows, report.n_failed) == (n - 3, 3)
+    assert [e.line for e in report.errors] == sorted(i + 1 + (fmt == "csv") for i in bad)
+    assert store.scalar("SELECT count(*) FROM dataset_rows WHERE dataset_id = ? AND"
+                        " (text <> 'row ' || row_idx || ' with a few more words in it' OR attributes['k'] <> (row_idx % 4)::VARCHAR)",
+                        [report.dataset_id]) == 0
+    assert store.scalar("SELECT count(*) FROM dataset_rows WHERE dataset_id = ?", [report.dataset_id]) == n - 3
+
+
+def test_csv_failing_lines_are_named_by_their_line_in_the_file_with_quoted_newlines_and_blank_lines(
+        store: Store, tmp_path: Path) -> None:
+    # DuckDB counts a record as one line and skips blank lines: the lines reported are the file's.
+    src = tmp_path / "reviews.csv"
+    src.write_text('text,k\n"first\nreview",1\n\n"two",2\n,3\n"also\n\nmulti",4\n"ragged",5,6\n"ok",7\n,8\n')
+    report = import_dataset(store, src, text_column="text", attribute_columns=["k"])
+    assert (report.n_rows, report.n_failed) == (4, 3)
+    assert [(e.line, e.reason.split(":")[0].split(" (")[0]) for e in report.errors] == [
+        (6, "no text"), (10, "ragged row"), (12, "no text")]
+    assert [r[2] for r in rows(store, report.dataset_id)] == ["first\nreview", "two", "also\n\nmulti", "ok"]

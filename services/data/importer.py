@@ -10,14 +10,16 @@ listed with their line numbers, and nothing is half-written if anything else goe
 ``row_idx`` is a row's place among the records read from the file (0-based: JSONL's non-blank
 lines, the CSV rows DuckDB can parse, Parquet's rows), so a failed record leaves its number
 unused: deleting or renumbering rows inside the import's transaction cost more than the rest of
-the import (bench/import_jsonl.py). DuckDB's statement skips a record without text and counts it
-with a temporary sequence; the unused numbers then name the failed records.
+the import (bench/import_jsonl.py). JSONL and CSV records are numbered by their place in a
+temporary stage that DuckDB fills in parallel, in the file's order. A JSONL or CSV record that
+fails is kept in ``dataset_row_values`` without text (migration m011): every reader, the views
+first, leaves such rows out, and ``datasets.n_rows`` does not count them.
 
 Speed, memory and progress: JSONL and CSV are parsed by DuckDB itself (``read_json``/``read_csv``)
-in one streaming statement straight into the table, within the database's memory limit
-(``STUDIO_DB_MEMORY_LIMIT``). The statement runs on the store's progress cursor in a worker thread
+into the stage, then copied into the table, within the database's memory limit
+(``STUDIO_DB_MEMORY_LIMIT``). Each statement runs on the store's progress cursor in a worker thread
 while the calling thread reports DuckDB's ``query_progress()`` (so a Streamlit page's bar moves,
-and a page rerun interrupts the statement and rolls it all back). The file must be inside the
+and a page rerun interrupts the statement and rolls the import back). The file must be inside the
 store's allowed directories, so files elsewhere are staged under ``store.work_dir``. Bad lines do
 not stop that pass: DuckDB skips them (``ignore_errors``) and the few failing lines are then named
 by a scan that parses only those lines. A JSONL file DuckDB cannot read at all is re-read line by
@@ -31,13 +33,12 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -64,7 +65,7 @@ from services.data.readers import (
     shard_rows,
     shard_schema,
 )
-from services.data.scan import NewlineCounts, estimate_rows, record_lines
+from services.data.scan import NewlineCounts, csv_record_lines, estimate_rows, lines_at, record_lines
 from services.data.staging import stage_upload, staged_copy
 
 # -- import ----------------------------------------------------------------------------------
@@ -157,31 +158,63 @@ def _missing_columns(wanted: Sequence[str], present: Sequence[str], where: str) 
         )
 
 
-@contextlib.contextmanager
-def _skip_counter(cur: duckdb.DuckDBPyConnection) -> Iterator[tuple[Callable[[str], str], Callable[[], int]]]:
-    """A filter that leaves out the records whose text is NULL and counts them as it goes (a
-    temporary sequence, drawn only for those records: CASE evaluates its THEN only where WHEN
-    holds), and the count once the statement has run. No scan of the rows afterwards."""
-    seq = "import_skipped_" + uuid.uuid4().hex[:8]
-    cur.execute(f"CREATE TEMP SEQUENCE {seq} START WITH 0 MINVALUE 0")
-    cur.execute(f"SELECT nextval('{seq}')").fetchall()  # currval needs one draw: 0
+# The share of an import's progress bar given to parsing the file into the stage; the rest is
+# the copy into dataset_row_values (about as long, measured at 10^6 rows).
+PARSE_SHARE = 0.5
+# Below about these sizes DuckDB 2.0 reads a file on one thread (measured), so a stage would
+# only add a copy: the records are numbered in the one statement that inserts them.
+PARALLEL_BYTES = {"jsonl": 32 << 20, "csv": 16 << 20}
+
+
+def _insert_numbered(job: _Job, cur: duckdb.DuckDBPyConnection, source: str, params: list[Any], total: int | None,
+                     parallel: bool, meanwhile: Callable[[], bool] | None = None) -> tuple[int, int, list[int]]:
+    """Insert the records of ``source`` (a table function with the text and attribute columns),
+    each numbered by its place in the file; returns the rows with text, the number of records
+    without (a line DuckDB could not read, or no text: failed) and the first of their numbers.
+
+    Every record is inserted, the failed ones too (text NULL, which the readers leave out):
+    leaving them out, by a filter or a delete, made DuckDB re-pack the rows it writes in order,
+    and cost a third of the import (bench/import_jsonl.py).
+
+    Numbering with ``WITH ORDINALITY`` makes DuckDB parse the file on one thread. So a file
+    DuckDB would read in ``parallel`` goes first, on every thread, into a temporary stage created
+    in this transaction: with ``preserve_insertion_order`` (DuckDB's default, which the store
+    never changes) the records keep the file's order, and the rowids of a transaction's new rows
+    run consecutively, so a record's number is its rowid less the first. Memory stays within the
+    database's limit: the stage spills to disk like any temporary table."""
+    text = quote_ident(job.text_column)
+    values = _values_sql([quote_ident(a) for a in job.attrs])
+    if not parallel:
+        _execute_with_progress(
+            job, cur, f"INSERT INTO dataset_row_values SELECT ?, (ordinality - 1)::INTEGER, {text}, {values}"
+            f" FROM {source} WITH ORDINALITY", [job.dataset_id, *params], total, meanwhile=meanwhile)
+        return _count_failed(cur, "SELECT row_idx AS n, text FROM dataset_row_values WHERE dataset_id = ?", [job.dataset_id])
+    stage = "import_stage_" + uuid.uuid4().hex[:8]
+    _execute_with_progress(job, cur, f"CREATE TEMP TABLE {stage} AS SELECT {text} AS text, {values} AS attribute_values"
+                           f" FROM {source}", params, total, meanwhile=meanwhile, share=(0.0, PARSE_SHARE))
     try:
-        yield (lambda text: f"CASE WHEN {text} IS NULL THEN nextval('{seq}') < 0 ELSE true END",
-               lambda: int(cur.execute(f"SELECT currval('{seq}')").fetchall()[0][0]))
+        first = cur.execute(f"SELECT min(rowid) FROM {stage}").fetchall()[0][0]
+        _execute_with_progress(
+            job, cur, f"INSERT INTO dataset_row_values SELECT ?, (rowid - ?)::INTEGER, text, attribute_values FROM {stage}",
+            [job.dataset_id, first], total, share=(PARSE_SHARE, 1.0))
+        return _count_failed(cur, f"SELECT (rowid - ?)::INTEGER AS n, text FROM {stage}", [first])
     finally:
         with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops it
-            cur.execute(f"DROP SEQUENCE {seq}")
+            cur.execute(f"DROP TABLE IF EXISTS {stage}")
 
 
-def _unused_numbers(cur: duckdb.DuckDBPyConnection, job: _Job, n_records: int, n_skipped: int) -> list[int]:
-    """The first (ascending) numbers in 0..n_records-1 that no row of this import holds: the
-    records that were left out."""
-    if not n_skipped:
-        return []
-    held = cur.execute("SELECT row_idx FROM dataset_row_values WHERE dataset_id = ?", [job.dataset_id]).fetchnumpy()["row_idx"]
-    present = np.zeros(n_records, dtype=bool)
-    present[np.asarray(held, dtype=np.int64)] = True
-    return np.flatnonzero(~present)[:MAX_ERRORS_LISTED].tolist()
+def _parallel(cur: duckdb.DuckDBPyConnection, path: Path, fmt: str) -> bool:
+    """Whether DuckDB would read this file on more than one thread."""
+    return path.stat().st_size >= PARALLEL_BYTES[fmt] and int(cur.execute("SELECT current_setting('threads')").fetchall()[0][0]) > 1
+
+
+def _count_failed(cur: duckdb.DuckDBPyConnection, numbered: str, params: list[Any]) -> tuple[int, int, list[int]]:
+    """Rows with text, records without, and the first numbers of those, from a query of (n, text)."""
+    ((n_records, n_failed),) = cur.execute(
+        f"SELECT count(*), count(*) FILTER (WHERE text IS NULL) FROM ({numbered})", params).fetchall()
+    failed = cur.execute(f"SELECT n FROM ({numbered}) WHERE text IS NULL ORDER BY n LIMIT ?",
+                         [*params, MAX_ERRORS_LISTED]).fetchall() if n_failed else []
+    return n_records - n_failed, n_failed, [n for (n,) in failed]
 
 
 # How often the calling thread reads the running statement's progress.
@@ -189,9 +222,11 @@ POLL_S = 0.25
 
 
 def _execute_with_progress(job: _Job, cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any],
-                           total: int | None, meanwhile: Callable[[], bool] | None = None) -> list[tuple]:
+                           total: int | None, meanwhile: Callable[[], bool] | None = None,
+                           share: tuple[float, float] = (0.0, 1.0)) -> list[tuple]:
     """Run one statement on the store's progress cursor in a worker thread, and report its progress
-    from this thread, as rows done of about ``total`` (DuckDB tells a percentage, not rows).
+    from this thread, as rows done of about ``total`` (DuckDB tells a percentage, not rows); a
+    statement that is one step of several fills its ``share`` (from, to) of the total.
 
     The callback runs here, not in the worker, so a Streamlit page may draw from it; if it raises
     (a page rerun stops the script that way), the statement is interrupted and the error raised
@@ -221,7 +256,7 @@ def _execute_with_progress(job: _Job, cur: duckdb.DuckDBPyConnection, sql: str, 
             pct = cur.query_progress()
             if total and 0 < pct < 100 and int(pct) != last:
                 last = int(pct)
-                job.progress(int(total * pct / 100), total)
+                job.progress(int(total * (share[0] + (share[1] - share[0]) * pct / 100)), total)
     except BaseException:
         cur.interrupt()
         worker.join()
@@ -260,30 +295,23 @@ def _jsonl_keys(path: Path, n: int = 200) -> list[str]:
 
 
 def _import_jsonl_fast(job: _Job, staged: Path, original: Path) -> tuple[int, list[RowError], int]:
-    """One streaming DuckDB pass; failing lines are found afterwards and named by a scan.
+    """DuckDB parses the file into a numbered stage; failing lines are then named by a scan.
 
-    ``ignore_errors`` turns a line DuckDB cannot parse into a row of NULLs (blank lines are skipped,
-    as the line-by-line path skips them), so every record whose text is NULL is a failing line: it
-    is left out and counted, and only those lines are re-read, to say why each one fails.
+    ``ignore_errors`` turns a line DuckDB cannot parse into a record of NULLs (blank lines are
+    skipped, as the line-by-line path skips them), so every record whose text is NULL is a failing
+    line: it is left out and counted, and only those lines are re-read, to say why each one fails.
     """
     cols = [job.text_column, *job.attrs]
     spec = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in cols) + "}"
-    text = quote_ident(job.text_column)
-    values = _values_sql([quote_ident(a) for a in job.attrs])
     total = estimate_rows(staged)
     job.progress(0, total)
     # Lines are counted while DuckDB reads (the thread would only wait): naming failed lines
     # then costs almost nothing more, and a clean file a little CPU beside DuckDB's.
     newlines = NewlineCounts(original)
-    with job.store.write(progress=True) as cur, _skip_counter(cur) as (keep, skipped):
-        ((n_rows,),) = _execute_with_progress(
-            job, cur,
-            f"INSERT INTO dataset_row_values SELECT ?, (ordinality - 1)::INTEGER, {text}, {values}"
-            f" FROM read_json(?, format = 'newline_delimited', columns = {spec}, ignore_errors = true) WITH ORDINALITY"
-            f" WHERE {keep(text)}",
-            [job.dataset_id, str(staged)], total, meanwhile=newlines.step)
-        n_bad = skipped()
-        bad = _unused_numbers(cur, job, n_rows + n_bad, n_bad)
+    source = f"read_json(?, format = 'newline_delimited', columns = {spec}, ignore_errors = true)"
+    with job.store.write(progress=True) as cur:
+        n_rows, n_bad, bad = _insert_numbered(job, cur, source, [str(staged)], total, _parallel(cur, staged, "jsonl"),
+                                              meanwhile=newlines.step)
         errors = [RowError(line, _jsonl_reason(raw, job.text_column))
                   for line, raw in record_lines(original, [i + 1 for i in bad], n_rows + n_bad, counts=newlines)]
         _finish(cur, job, n_rows, errors, n_bad)
@@ -408,34 +436,48 @@ def _import_csv(job: _Job, path: Path) -> tuple[int, list[RowError], int]:
 
 
 def _import_csv_rows(job: _Job, path: Path, staged: Path, source: str) -> tuple[int, list[RowError], int]:
-    with job.store.write(progress=True) as cur, _skip_counter(cur) as (keep, skipped):
+    newlines = NewlineCounts(staged)  # counted while DuckDB reads, to name the failing lines
+    with job.store.write(progress=True) as cur:
         total = estimate_rows(staged, header=True)
         job.progress(0, total)
-        text = quote_ident(job.text_column)
-        values = _values_sql([quote_ident(a) for a in job.attrs])
         try:
-            ((n_rows,),) = _execute_with_progress(
-                job, cur,
-                f"INSERT INTO dataset_row_values SELECT ?, (ordinality - 1)::INTEGER, {text}, {values}"
-                f" FROM {source} WITH ORDINALITY WHERE {keep(text)}",
-                [job.dataset_id, str(staged)], total)
+            n_rows, n_empty, empty = _insert_numbered(job, cur, source, [str(staged)], total, _parallel(cur, staged, "csv"),
+                                                      meanwhile=newlines.step)
             rejected = cur.execute(
-                "SELECT line, string_agg(error_type || ': ' || error_message, '; ') FROM reject_errors"
-                " GROUP BY line ORDER BY line"
+                "SELECT min(line_byte_position), min(line), string_agg(error_type || ': ' || error_message, '; ')"
+                " FROM reject_errors GROUP BY line ORDER BY line"
             ).fetchall()
         finally:
             with contextlib.suppress(duckdb.TransactionException):  # aborted: the rollback drops them
                 cur.execute("DROP TABLE IF EXISTS reject_errors")
                 cur.execute("DROP TABLE IF EXISTS reject_scans")
-        n_empty = skipped()
-        empty = _unused_numbers(cur, job, n_rows + n_empty, n_empty)
-        errors = [RowError(int(line), _csv_reason(msg)) for line, msg in rejected]
+        # DuckDB's own line number counts a record as one line: the byte where it starts tells its line.
+        at = lines_at(staged, [pos for pos, _, _ in rejected if pos is not None], newlines)
+        reject_lines = [at.pop(0) if pos is not None else int(line) for pos, line, _ in rejected]
+        errors = [RowError(line, _csv_reason(msg)) for line, (_, _, msg) in zip(reject_lines, rejected, strict=True)]
         errors += [RowError(line, f"no text (empty '{job.text_column}')")
-                   for line in _csv_lines_of([i + 1 for i in empty], [e.line for e in errors])]
+                   for line in _csv_empty_lines(cur, staged, source, newlines, [i + 1 for i in empty], reject_lines,
+                                                n_rows + n_empty)]
         errors.sort(key=lambda e: e.line)
         _finish(cur, job, n_rows, errors, len(rejected) + n_empty)
         job.progress(n_rows, n_rows)
     return n_rows, errors, len(rejected) + n_empty
+
+
+def _csv_empty_lines(cur: duckdb.DuckDBPyConnection, staged: Path, source: str, newlines: NewlineCounts, records: list[int],
+                     reject_lines: list[int], n_records: int) -> list[int]:
+    """The lines of the given records (1-based among those DuckDB kept). Where every line of the
+    file is a record (kept or rejected), counting lines is enough; else (blank lines, a quoted
+    field with a newline) the file is read again as CSV, with DuckDB's dialect, up to the last."""
+    if not records:
+        return []
+    newlines.finish()
+    if sum(newlines.counts) + int(newlines.last_byte != 10) == 1 + n_records + len(reject_lines):
+        return _csv_lines_of(records, reject_lines)
+    sniff = source.replace("read_csv(", "sniff_csv(", 1)
+    found = cur.execute(f"SELECT Delimiter, Quote, Escape FROM {sniff}", [str(staged)]).fetchall()[0]
+    dialect = tuple("" if v == "(empty)" else str(v) for v in found)
+    return csv_record_lines(staged, dialect, records, set(reject_lines))
 
 
 def _csv_reason(message: str) -> str:

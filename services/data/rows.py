@@ -22,8 +22,8 @@ def annotation_rows(store: Any, name: str, limit: int | None = None) -> list[dic
         names = [r[0] for r in store.query("SELECT DISTINCT name FROM datasets ORDER BY name")]
         raise DatasetNotFound(f"no dataset is called '{name}' (imported: {', '.join(names) or 'none'})")
     dataset_id, text_column, keys = found[0]
-    # The values follow the dataset's attribute columns.
-    sql = "SELECT text, attribute_values FROM dataset_row_values WHERE dataset_id = ? ORDER BY row_idx"
+    # The values follow the dataset's attribute columns; a record that failed to import has no text.
+    sql = "SELECT text, attribute_values FROM dataset_row_values WHERE dataset_id = ? AND text IS NOT NULL ORDER BY row_idx"
     params: list[Any] = [dataset_id]
     if limit is not None:
         sql += " LIMIT ?"
@@ -31,9 +31,8 @@ def annotation_rows(store: Any, name: str, limit: int | None = None) -> list[dic
     out = []
     for text, values in store.query(sql, params):
         row = {k: v for k, v in zip(keys, values, strict=True) if v is not None}
-        if text is not None:
-            row["text"] = text
-            row.setdefault(text_column, text)
+        row["text"] = text
+        row.setdefault(text_column, text)
         out.append(row)
     return out
 

@@ -9,6 +9,7 @@ as resident), and only the lines asked for are copied.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -63,6 +64,53 @@ def record_lines(path: Path, records: list[int], n_records: int | None = None,
         if n_records is not None:
             found = _lines_if_none_blank(f, records, n_records, (counts or NewlineCounts(path)).finish())
         return found if found is not None else _scan(f, records, window)
+
+
+def lines_at(path: Path, offsets: list[int], counts: NewlineCounts | None = None) -> list[int]:
+    """The line number (1-based) of each byte offset: one more than the newlines before it, from
+    the counts per block, and only the blocks that hold an offset are read again."""
+    newlines = (counts or NewlineCounts(path)).finish()
+    before = np.concatenate(([0], np.cumsum(newlines.counts)))
+    out = []
+    with open(path, "rb") as f:
+        for offset in offsets:
+            block = offset // COUNT_BYTES
+            f.seek(block * COUNT_BYTES)
+            head = np.frombuffer(f.read(offset - block * COUNT_BYTES), dtype=np.uint8)
+            out.append(int(before[min(block, len(before) - 1)]) + int(np.count_nonzero(head == 10)) + 1)
+    return out
+
+
+def csv_record_lines(path: Path, dialect: tuple[str, str, str], records: list[int], skip_lines: set[int]) -> list[int]:
+    """The line (1-based) on which each given record of a CSV file starts, where records are
+    numbered 1.. after the header as DuckDB keeps them: blank lines and the records that start on
+    ``skip_lines`` (those DuckDB rejected) are not records, and a quoted field may hold newlines.
+
+    Python's csv reader, with DuckDB's sniffed (delimiter, quote, escape), up to the last record
+    asked for; for files where a line is not always a record, so a count cannot tell."""
+    delimiter, quote, escape = dialect
+    options: dict = {"delimiter": delimiter or ",", "strict": False}
+    if quote:
+        options |= {"quotechar": quote, "doublequote": escape in ("", quote), "escapechar": None if escape in ("", quote) else escape}
+    else:
+        options |= {"quoting": csv.QUOTE_NONE}
+    want = iter(records)
+    target = next(want, None)
+    out: list[int] = []
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f, **options)
+        next(reader, None)  # the header
+        start, number = reader.line_num + 1, 0
+        for row in reader:
+            if row and start not in skip_lines:
+                number += 1
+                if number == target:
+                    out.append(start)
+                    target = next(want, None)
+                    if target is None:
+                        break
+            start = reader.line_num + 1
+    return out
 
 
 def _blocks(f: BinaryIO, size: int) -> Iterator[np.ndarray]:

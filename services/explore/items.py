@@ -178,8 +178,8 @@ def load_dataset(store: Store, dataset_id: str) -> ItemSet:
     dims = [_attr_column(str(k)) for k in keys]
     values = "".join(f", coalesce(attribute_values[{i + 1}], $none) AS {quote_ident(d)}" for i, d in enumerate(dims))
     frame = store.query_df(
-        f"SELECT dataset_id || ':' || row_idx AS id, coalesce(text, '') AS text, $source AS source, NULL::VARCHAR AS run_id{values}"
-        " FROM dataset_row_values WHERE dataset_id = $dataset ORDER BY row_idx",
+        f"SELECT dataset_id || ':' || row_idx AS id, text, $source AS source, NULL::VARCHAR AS run_id{values}"
+        " FROM dataset_row_values WHERE dataset_id = $dataset AND text IS NOT NULL ORDER BY row_idx",
         {"source": "dataset:" + name, "dataset": dataset_id, **({"none": NONE} if dims else {})},
     )
     frame = frame.astype({c: "str" for c in frame.columns if c != "run_id"})  # as _frame makes them

@@ -24,8 +24,8 @@ DESCRIPTIONS: dict[str, str] = {
     "map_points": "View: each point of a clustered map (projection, clustering, item, x, y, cluster).",
     "datasets": "Imported datasets: name, source, purpose, text and attribute columns, row counts.",
     "dataset_rows": "View: rows of imported datasets: text with attributes (MAP).",
-    "dataset_row_values": "Stored dataset rows: text and attribute values in the order of datasets.attribute_columns"
-                          " (read dataset_rows or dataset_rows_wide).",
+    "dataset_row_values": "Stored dataset rows: text and attribute values in the order of datasets.attribute_columns;"
+                          " a record that failed to import is kept without text (read dataset_rows or dataset_rows_wide).",
     "saved_queries": "Named SQL queries saved from this console.",
     "schema_migrations": "Applied schema migrations.",
     "samples_full": "View: samples with their run (name, backend, status) and recipe (name, version).",

@@ -149,6 +149,7 @@ def view_definitions(store: Any) -> dict[str, str]:
                                "v.attribute_values[list_position(ds.attribute_columns, {key})]", "attr_")
         views["dataset_rows_wide"] = (
             "SELECT " + ", ".join(select + attrs) + " FROM dataset_row_values v JOIN datasets ds ON ds.dataset_id = v.dataset_id"
+            " WHERE v.text IS NOT NULL"  # a record that failed to import is kept without text
         )
     if {"map_points", "clusterings"} <= tables:
         views["samples_clusters"] = (
