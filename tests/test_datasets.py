@@ -408,12 +408,14 @@ def test_csv_that_duckdb_cannot_sniff_strictly_is_read_leniently(store: Store, t
 
 
 
-@pytest.mark.parametrize("fmt,n", [("jsonl", 700_000), ("csv", 500_000)])
+@pytest.mark.parametrize("fmt,n", [("jsonl", 700_000), ("csv", 800_000)])
 def test_records_keep_their_numbers_when_duckdb_reads_the_file_on_several_threads(store: Store, tmp_path: Path,
-                                                                                   fmt: str, n: int) -> None:
+                                                                                   monkeypatch, fmt: str, n: int) -> None:
     # A file large enough that DuckDB splits it between threads (shown first: read without
     # preserving order, its rows come back shuffled); each row is still numbered by its record.
     import duckdb
+
+    from services.data import importer
 
     src = tmp_path / f"wide.{fmt}"
     bad = {n // 3, n // 2 + 1, n - 7}
@@ -427,27 +429,23 @@ def test_records_keep_their_numbers_when_duckdb_reads_the_file_on_several_thread
         reader = f"read_json('{src}', ignore_errors = true)"
     plain = duckdb.connect()
     plain.execute("SET preserve_insertion_order = false")
-    plain.execute(f"CREATE TABLE t AS SELECT text FROM {reader}")
-    shuffled = plain.execute("SELECT count(*) FROM (SELECT text, rowid - min(rowid) OVER () AS pos FROM t)"
-                             " WHERE text <> 'row ' || pos || ' with a few more words in it'").fetchone()[0]
+    shuffled = 0
+    for _ in range(5):  # on a busy machine one thread may happen to read every part in order
+        plain.execute(f"CREATE OR REPLACE TABLE t AS SELECT text FROM {reader}")
+        shuffled = plain.execute("SELECT count(*) FROM (SELECT text, rowid - min(rowid) OVER () AS pos FROM t)"
+                                 " WHERE text <> 'row ' || pos || ' with a few more words in it'").fetchone()[0]
+        if shuffled:
+            break
     plain.close()
     assert shuffled > 0, "the file was read on one thread: make it larger"
+    staged = []
+    parallel = importer._parallel
+    monkeypatch.setattr(importer, "_parallel", lambda *a: staged.append(parallel(*a)) or staged[-1])
     report = import_dataset(store, src, text_column="text", attribute_columns=["k"])
+    assert staged == [True]  # numbered in the stage
     assert (report.n_rows, report.n_failed) == (n - 3, 3)
     assert [e.line for e in report.errors] == sorted(i + 1 + (fmt == "csv") for i in bad)
     assert store.scalar("SELECT count(*) FROM dataset_rows WHERE dataset_id = ? AND"
                         " (text <> 'row ' || row_idx || ' with a few more words in it' OR attributes['k'] <> (row_idx % 4)::VARCHAR)",
                         [report.dataset_id]) == 0
     assert store.scalar("SELECT count(*) FROM dataset_rows WHERE dataset_id = ?", [report.dataset_id]) == n - 3
-
-
-def test_csv_failing_lines_are_named_by_their_line_in_the_file_with_quoted_newlines_and_blank_lines(
-        store: Store, tmp_path: Path) -> None:
-    # DuckDB counts a record as one line and skips blank lines: the lines reported are the file's.
-    src = tmp_path / "reviews.csv"
-    src.write_text('text,k\n"first\nreview",1\n\n"two",2\n,3\n"also\n\nmulti",4\n"ragged",5,6\n"ok",7\n,8\n')
-    report = import_dataset(store, src, text_column="text", attribute_columns=["k"])
-    assert (report.n_rows, report.n_failed) == (4, 3)
-    assert [(e.line, e.reason.split(":")[0].split(" (")[0]) for e in report.errors] == [
-        (6, "no text"), (10, "ragged row"), (12, "no text")]
-    assert [r[2] for r in rows(store, report.dataset_id)] == ["first\nreview", "two", "also\n\nmulti", "ok"]

@@ -104,7 +104,7 @@ def test_normalise_keeps_zero_rows():
 
 def test_items_from_runs_and_datasets(store):
     insert_run(store, "r1", [("hello", {"tone": "warm", "text": "clash"}), ("", {"tone": "cold", "text": "x"})], errors=2)
-    insert_dataset(store, "d1", [("real text", {"label": "pos"}), (None, {"label": "neg"})])
+    insert_dataset(store, "d1", [("real text", {"label": "pos"}), ("", {"label": "neg"})])
     runs = load_runs(store, ["r1"])
     assert len(runs) == 2  # failed samples are not items
     # a dimension named like a base column gets its own column, but keeps its name for display

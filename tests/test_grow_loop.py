@@ -115,6 +115,23 @@ def test_the_loop_stops_early_once_the_target_is_within_tolerance(store):
     assert "before round 2" in out.message
 
 
+def test_a_cancel_between_rounds_keeps_the_finished_rounds_and_says_how_to_resume(store):
+    import threading
+
+    rec = skewed()
+    cancel = threading.Event()
+    with MockServer() as url:
+        cfg = cfg_for(url)
+        start = base_run(store, rec, cfg)  # skewed: three rounds do not reach the target
+        spec = GrowSpec(rounds=3, batch=6, dimensions=("label", "cuisine"), base_runs=(start,), tolerance=0.0)
+        out = run_grow(store, rec, spec, cfg, RunSettings(timeout_s=10, max_retries=0), executor(store, cfg),
+                       cancel=cancel, on_round=lambda k, _run: cancel.set() if k == 1 else None)
+        assert out.status == "cancelled" and len(out.rounds_run) == 1
+        assert out.message.startswith("Cancelled before round 2 of 3") and "run the same loop again" in out.message
+        again = run_grow(store, rec, spec, cfg, RunSettings(timeout_s=10, max_retries=0), executor(store, cfg))
+    assert again.loop_id == out.loop_id and again.rounds_run[0] == out.rounds_run[0] and len(again.rounds_run) == 3
+
+
 def test_collapsed_and_unfaithful_cells_are_seen(store):
     rec = skewed(n_items=40, index=False)  # no index in the prompt: one cell, one text (the mock echoes the prompt)
     with MockServer() as url:

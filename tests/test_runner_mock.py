@@ -75,13 +75,15 @@ def test_concurrency_limit_is_respected(store, mock):
 
 
 def test_rpm_limit_is_respected(store, mock):
-    run_id = plan_run(store, recipe(n_items=12), base_url=mock.url, concurrency=8, rpm=4, window_s=0.5)
+    run_id = plan_run(store, recipe(n_items=12), base_url=mock.url, concurrency=8, rpm=4, window_s=1.0)
     out = asyncio.run(_run(store, run_id, _backend(mock.url)))
     assert out.generated == 12
     arrivals = sorted(mock.state.arrivals)
-    # no window (shortened to 0.5 s for the test) ever holds more than 4 requests
+    # No window (shortened to 1 s for the test) ever holds more than 4 requests. Arrivals are read
+    # at the server, a request's way there varying by tens of milliseconds on a busy machine: a
+    # quarter of a second of slack.
     for i, t in enumerate(arrivals):
-        assert sum(1 for a in arrivals[i:] if a < t + 0.45) <= 4
+        assert sum(1 for a in arrivals[i:] if a < t + 0.75) <= 4
 
 
 def test_tpm_limit_is_respected(store, mock):

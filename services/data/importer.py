@@ -299,7 +299,8 @@ def _import_jsonl_fast(job: _Job, staged: Path, original: Path) -> tuple[int, li
 
     ``ignore_errors`` turns a line DuckDB cannot parse into a record of NULLs (blank lines are
     skipped, as the line-by-line path skips them), so every record whose text is NULL is a failing
-    line: it is left out and counted, and only those lines are re-read, to say why each one fails.
+    line: it is counted (and kept without text), and only those lines are re-read, to say why each
+    one fails.
     """
     cols = [job.text_column, *job.attrs]
     spec = "{" + ", ".join(f"{quote_literal(c)}: 'VARCHAR'" for c in cols) + "}"
@@ -452,8 +453,8 @@ def _import_csv_rows(job: _Job, path: Path, staged: Path, source: str) -> tuple[
                 cur.execute("DROP TABLE IF EXISTS reject_errors")
                 cur.execute("DROP TABLE IF EXISTS reject_scans")
         # DuckDB's own line number counts a record as one line: the byte where it starts tells its line.
-        at = lines_at(staged, [pos for pos, _, _ in rejected if pos is not None], newlines)
-        reject_lines = [at.pop(0) if pos is not None else int(line) for pos, line, _ in rejected]
+        at = iter(lines_at(staged, [pos for pos, _, _ in rejected if pos is not None], newlines))
+        reject_lines = [next(at) if pos is not None else int(line) for pos, line, _ in rejected]
         errors = [RowError(line, _csv_reason(msg)) for line, (_, _, msg) in zip(reject_lines, rejected, strict=True)]
         errors += [RowError(line, f"no text (empty '{job.text_column}')")
                    for line in _csv_empty_lines(cur, staged, source, newlines, [i + 1 for i in empty], reject_lines,

@@ -68,16 +68,19 @@ def record_lines(path: Path, records: list[int], n_records: int | None = None,
 
 def lines_at(path: Path, offsets: list[int], counts: NewlineCounts | None = None) -> list[int]:
     """The line number (1-based) of each byte offset: one more than the newlines before it, from
-    the counts per block, and only the blocks that hold an offset are read again."""
+    the counts per block; each block that holds an offset is read once more."""
     newlines = (counts or NewlineCounts(path)).finish()
-    before = np.concatenate(([0], np.cumsum(newlines.counts)))
-    out = []
+    before = np.concatenate(([0], np.cumsum(newlines.counts, dtype=np.int64)))
+    out = [0] * len(offsets)
+    held, found = -1, np.empty(0, dtype=np.int64)
     with open(path, "rb") as f:
-        for offset in offsets:
-            block = offset // COUNT_BYTES
-            f.seek(block * COUNT_BYTES)
-            head = np.frombuffer(f.read(offset - block * COUNT_BYTES), dtype=np.uint8)
-            out.append(int(before[min(block, len(before) - 1)]) + int(np.count_nonzero(head == 10)) + 1)
+        for i in sorted(range(len(offsets)), key=offsets.__getitem__):
+            block = offsets[i] // COUNT_BYTES
+            if block != held:
+                f.seek(block * COUNT_BYTES)
+                found = np.flatnonzero(np.frombuffer(f.read(COUNT_BYTES), dtype=np.uint8) == 10) + block * COUNT_BYTES
+                held = block
+            out[i] = int(before[min(block, len(before) - 1)]) + int(np.searchsorted(found, offsets[i])) + 1
     return out
 
 

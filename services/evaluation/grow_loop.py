@@ -260,7 +260,8 @@ def run_grow(store: Store, recipe: Recipe, spec: GrowSpec, cfg: BackendConfig, s
     ran: list[str] = [done[k].run_id for k in sorted(done)]
     for k in range(1, spec.rounds + 1):
         if cancel.is_set():
-            return GrowOutcome(loop, "cancelled", f"Cancelled before round {k} of {spec.rounds}.", ran)
+            return GrowOutcome(loop, "cancelled", f"Cancelled before round {k} of {spec.rounds}: the finished rounds are kept;"
+                               " run the same loop again to resume it.", ran)
         have = done.get(k)
         if have is not None and have.status == "finished" and not _failed(store, have.run_id):
             continue
@@ -446,7 +447,7 @@ class GrowJobs:
 
             def execute(run_id: str) -> Outcome:
                 if job.cancel.is_set():
-                    return Outcome("cancelled", "Cancelled by the user. Run the loop again to resume it.")
+                    return Outcome("cancelled", "Cancelled by the user: run the same loop again to resume it.")
                 self.jobs.start(run_id, factory(run_id))
                 return self.jobs.wait(run_id) or Outcome("failed", "the round's worker ended without an outcome")
 
