@@ -15,7 +15,7 @@ CHART_KINDS = ("bar", "line", "scatter", "histogram")
 def schema_browser(relations: Sequence) -> None:
     """One expander per table or view: what it holds, its row count, its columns and types."""
     for rel in relations:
-        count = f" · {rel.row_count:,} rows" if rel.row_count is not None else ""
+        count = f" · {rel.row_count:,} row{'' if rel.row_count == 1 else 's'}" if rel.row_count is not None else ""
         with st.expander(f"{rel.name} ({rel.kind}{count})"):
             if rel.description:
                 st.caption(rel.description)

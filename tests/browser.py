@@ -94,6 +94,21 @@ def wait_for_app(pg, timeout: float = 60_000, ready: str = "h1") -> None:
     pg.wait_for_timeout(300)
 
 
+def scroll_to(locator, tries: int = 5) -> None:
+    """Scroll an element into view, again if a Streamlit rerun replaced it meanwhile (Playwright
+    does not retry a scroll whose element left the page)."""
+    from playwright.sync_api import Error
+
+    for attempt in range(tries):
+        try:
+            locator.scroll_into_view_if_needed()
+            return
+        except Error as e:
+            if "not attached" not in str(e) or attempt == tries - 1:
+                raise
+            locator.page.wait_for_timeout(500)
+
+
 def screenshot(pg, name: str, full_page: bool = True, directory: Path = SCREENSHOTS) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.png"

@@ -109,7 +109,7 @@ def test_random_sampling_shows_the_items_each_value_got(db_path):
 @pytest.mark.browser
 def test_browser_columns_tab_and_graph(page):
     """Open a column recipe in the real studio: the Columns tab and the drawn column graph."""
-    from tests.browser import screenshot, wait_for_app
+    from tests.browser import screenshot, scroll_to, wait_for_app
 
     page.goto(page.url.rstrip("/") + "/prompt_builder")
     wait_for_app(page)
@@ -125,7 +125,7 @@ def test_browser_columns_tab_and_graph(page):
     assert screenshot(page, "builder_columns_tab", full_page=False).stat().st_size > 20_000
     graph = page.locator('[data-testid="stGraphVizChart"] svg').first
     graph.wait_for()
-    graph.scroll_into_view_if_needed()
+    scroll_to(graph)
     drawn = graph.text_content()
     assert "preference" in drawn and "candidates ×2" in drawn
     assert screenshot(page, "builder_column_graph", full_page=False).stat().st_size > 20_000

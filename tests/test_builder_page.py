@@ -123,7 +123,7 @@ def test_enormous_grid_is_reported_not_built(db_path):
 @pytest.mark.browser
 def test_browser_build_and_preview(page):
     """Build a small recipe from an empty one in the real studio, preview it, then open a demo."""
-    from tests.browser import screenshot, wait_for_app
+    from tests.browser import screenshot, scroll_to, wait_for_app
 
     page.goto(page.url.rstrip("/") + "/prompt_builder")
     wait_for_app(page)
@@ -147,7 +147,7 @@ def test_browser_build_and_preview(page):
         values.nth(i).fill(vals)
         values.nth(i).press("Control+Enter")
         wait_for_app(page)
-    page.get_by_text("Cells in the grid").first.scroll_into_view_if_needed()
+    scroll_to(page.get_by_text("Cells in the grid").first)
     # The first item in full, shown as a code block below the preview grid.
     page.locator("code", has_text="Write a calm haiku about winter.").first.wait_for()
     assert page.get_by_text("6", exact=True).first.is_visible()  # 2 x 3 cells

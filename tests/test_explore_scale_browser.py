@@ -49,7 +49,7 @@ TO_DATA = """([px, py]) => {
 @pytest.mark.browser
 def test_browser_100k_map_colour_change_and_lasso_selection(big_map):
     from services.explore.map_view import rows_in_region
-    from tests.browser import browser_page, run_studio, screenshot, wait_for_app
+    from tests.browser import browser_page, run_studio, screenshot, scroll_to, wait_for_app
 
     db, data = big_map
     with run_studio(db, extra_env={"STUDIO_EMBEDDER": "fake"}) as url, browser_page() as pg:
@@ -88,7 +88,7 @@ def test_browser_100k_map_colour_change_and_lasso_selection(big_map):
         pg.wait_for_selector("text=/Selected: [0-9,]+ text/", timeout=120_000)
         wait_for_app(pg, timeout=120_000)
         assert screenshot(pg, "explore_100k_lasso").exists()
-        pg.locator("text=/Selected: [0-9,]+ text/").scroll_into_view_if_needed()
+        scroll_to(pg.locator("text=/Selected: [0-9,]+ text/"))
         assert screenshot(pg, "explore_100k_selection").exists()
 
         body = pg.inner_text("body")

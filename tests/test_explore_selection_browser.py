@@ -12,7 +12,7 @@ from tests.test_explore_page import seed
 
 @pytest.mark.browser
 def test_browser_lasso_then_tag_the_selection(tmp_path):
-    from tests.browser import browser_page, run_studio, screenshot, wait_for_app
+    from tests.browser import browser_page, run_studio, screenshot, scroll_to, wait_for_app
 
     db = tmp_path / "studio.duckdb"
     seed(db)
@@ -48,5 +48,5 @@ def test_browser_lasso_then_tag_the_selection(tmp_path):
         wait_for_app(pg, timeout=60_000)
         body = pg.inner_text("body")
         assert f"Tagged {n} sample(s) 'off-topic'." in body, body[:2000]
-        pg.locator("text=/Act on the selection/").scroll_into_view_if_needed()
+        scroll_to(pg.locator("text=/Act on the selection/"))
         assert screenshot(pg, "explore_selection").exists()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import README_SCREENSHOTS, browser_page, run_studio, screenshot, wait_for_app
+from tests.browser import README_SCREENSHOTS, browser_page, run_studio, screenshot, scroll_to, wait_for_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.real_model]
 
@@ -61,7 +61,7 @@ def walk(pg, url: str) -> None:
     pg.get_by_role("button", name="Open demo").click()
     wait_for_app(pg)
     pg.get_by_text("rendered exactly as they would be sent", exact=False).first.wait_for()
-    pg.get_by_text("Plan", exact=True).first.scroll_into_view_if_needed()
+    scroll_to(pg.get_by_text("Plan", exact=True).first)
     shot(pg, "prompt_builder")
 
     # 3. Generate five samples with the built-in model.
@@ -76,7 +76,7 @@ def walk(pg, url: str) -> None:
     pg.get_by_text("finished: 5 of 5 samples", exact=False).first.wait_for(timeout=240_000)
     pg.wait_for_timeout(2500)  # the live fragment sees the end and reruns the whole page once
     wait_for_app(pg)
-    pg.get_by_text("Newest samples", exact=False).first.scroll_into_view_if_needed()
+    scroll_to(pg.get_by_text("Newest samples", exact=False).first)
     shot(pg, "generate")
 
     # 4. Explore: the map of the two demo runs, clustered (embeddings ship with the demo).
@@ -116,5 +116,5 @@ def walk(pg, url: str) -> None:
     pg.get_by_role("button", name="Run", exact=True).click()
     pg.get_by_text("rows", exact=False).first.wait_for()
     wait_for_app(pg)
-    pg.get_by_role("button", name="Run", exact=True).scroll_into_view_if_needed()
+    scroll_to(pg.get_by_role("button", name="Run", exact=True))
     shot(pg, "sql")

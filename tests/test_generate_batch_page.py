@@ -208,7 +208,7 @@ def test_an_anthropic_batch_run_resumes_live_on_the_anthropic_preset_once_consen
 
 @pytest.mark.browser
 def test_browser_sends_a_batch_and_collects_it(tmp_path, mock):
-    from tests.browser import browser_page, run_studio, screenshot, wait_for_app
+    from tests.browser import browser_page, run_studio, screenshot, scroll_to, wait_for_app
 
     with run_studio(tmp_path / "studio.duckdb", {"OPENAI_API_KEY": "sk-test"}) as url, browser_page() as page:
         page.goto(url + "/generate")
@@ -225,14 +225,14 @@ def test_browser_sends_a_batch_and_collects_it(tmp_path, mock):
         page.get_by_role("button", name="Collect").click()
         page.get_by_text("Collected batch-", exact=False).first.wait_for()
         wait_for_app(page)
-        page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
+        scroll_to(page.get_by_text("Batches of this run", exact=False).first)
         assert screenshot(page, "generate_batch", full_page=False).exists()
         assert mock.batches and page.get_by_text("collected", exact=True).count() >= 1
 
 
 @pytest.mark.browser
 def test_browser_shows_the_poller_and_the_collect_it_made_in_the_background(tmp_path, mock):
-    from tests.browser import browser_page, run_studio, screenshot, wait_for_app
+    from tests.browser import browser_page, run_studio, screenshot, scroll_to, wait_for_app
 
     mock.polls_until_done = 10**6
     env = {"OPENAI_API_KEY": "sk-test", "STUDIO_BATCH_POLL_S": "1"}
@@ -250,11 +250,11 @@ def test_browser_shows_the_poller_and_the_collect_it_made_in_the_background(tmp_
         # the fragment refreshes on its own: the poller's checks show up without a click
         page.get_by_text("waiting for the provider", exact=False).first.wait_for(timeout=30_000)
         assert page.get_by_text("last checked", exact=False).count() >= 1
-        page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
+        scroll_to(page.get_by_text("Batches of this run", exact=False).first)
         assert screenshot(page, "generate_batch_polling", full_page=False).exists()
         mock.polls_until_done = 0  # the provider finishes: the poller collects, the page shows it unasked
         page.wait_for_function("() => [...document.querySelectorAll('[data-testid^=glide-cell]')]"
                                ".some(c => c.textContent.trim() === 'collected')", timeout=60_000)
         wait_for_app(page)
-        page.get_by_text("Batches of this run", exact=False).first.scroll_into_view_if_needed()
+        scroll_to(page.get_by_text("Batches of this run", exact=False).first)
         assert screenshot(page, "generate_batch_polled", full_page=False).exists()

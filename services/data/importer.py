@@ -8,12 +8,12 @@ the failing rows (bad encoding, ragged CSV rows, invalid JSON lines, missing tex
 listed with their line numbers, and nothing is half-written if anything else goes wrong.
 
 ``row_idx`` is a row's place among the records read from the file (0-based: JSONL's non-blank
-lines, the CSV rows DuckDB can parse, Parquet's rows), so a failed record leaves its number
-unused: deleting or renumbering rows inside the import's transaction cost more than the rest of
+lines, the CSV rows DuckDB can parse, Parquet's rows), so the rows of ``dataset_rows`` skip the
+numbers of failed records: renumbering inside the import's transaction cost more than the rest of
 the import (bench/import_jsonl.py). JSONL and CSV records are numbered by their place in a
-temporary stage that DuckDB fills in parallel, in the file's order. A JSONL or CSV record that
-fails is kept in ``dataset_row_values`` without text (migration m011): every reader, the views
-first, leaves such rows out, and ``datasets.n_rows`` does not count them.
+temporary stage that DuckDB fills in parallel, in the file's order, and every record is copied: a
+failed one is kept in ``dataset_row_values`` without text (migration m011), which every reader,
+the views first, leaves out; ``datasets.n_rows`` does not count it.
 
 Speed, memory and progress: JSONL and CSV are parsed by DuckDB itself (``read_json``/``read_csv``)
 into the stage, then copied into the table, within the database's memory limit
