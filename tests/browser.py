@@ -86,9 +86,12 @@ def wait_for_app(pg, timeout: float = 60_000, ready: str = "h1") -> None:
     """Wait until the page shows ``ready`` (a selector) and Streamlit has finished running the script."""
     pg.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
     pg.wait_for_selector(ready, timeout=timeout)
+    # The app's own run state: the frontend marks a rerun as requested the moment a widget asks
+    # for one, so a wait right after a click cannot pass before that click's run has ended.
     pg.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        "() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
+        " const state = app && app.getAttribute('data-test-script-state');"
+        " return state && !['initial', 'running', 'rerunRequested', 'stopRequested'].includes(state); }",
         timeout=timeout,
     )
     pg.wait_for_timeout(300)

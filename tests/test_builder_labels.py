@@ -55,17 +55,21 @@ def test_gallery_offers_an_empty_recipe_and_every_starter(db_path):
 @pytest.mark.browser
 def test_browser_gallery_opens_a_starter(page):
     """The starter gallery in the real studio: every starter listed, one opened."""
+    from playwright.sync_api import expect
+
     from tests.browser import screenshot, wait_for_app
 
     page.goto(page.url.rstrip("/") + "/prompt_builder")
     wait_for_app(page)
     page.get_by_text("Open a recipe").click()
     page.get_by_text("preference-pairs — ").wait_for()
+    wait_for_app(page)  # the buttons and the tabs below paint after the gallery's text
     path = screenshot(page, "prompt_builder_gallery", full_page=False)
     assert path.stat().st_size > 20_000
     page.get_by_role("button", name="Open", exact=True).nth(list(demo_recipe_files()).index("passage_qa")).click()
+    # the click's rerun may not have started when the status widget is first read: wait on the value
+    expect(page.get_by_role("textbox", name="Recipe name")).to_have_value("passage-question-answer", timeout=60_000)
     wait_for_app(page)
-    assert page.get_by_role("textbox", name="Recipe name").input_value() == "passage-question-answer"
     assert page.locator('[data-testid="stException"]').count() == 0
 
 
